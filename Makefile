@@ -1,0 +1,85 @@
+# vdb — see README.md.  `make`, `make check`, `make asan`, `make bench`, `make install PREFIX=...`
+PREFIX  ?= /usr/local
+BUILD   ?= build
+PKGS     = libzstd libcrypto libssl sqlite3 libarchive libcurl jansson
+SANITIZE ?=
+OPT     ?= -O2
+WERROR  ?= -Werror
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wshadow -Wstrict-prototypes $(WERROR) \
+	-Ilib -MMD -MP $(shell pkg-config --cflags $(PKGS))
+ifneq ($(SANITIZE),)
+CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
+LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+
+PROGS    = vdb-admin vdb-ingest vdb-meta
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC = $(wildcard t/unit/*.c)
+UNIT_BIN = $(UNIT_SRC:t/unit/%.c=$(BUILD)/t/unit/%)
+BINS     = $(PROGS:%=$(BUILD)/bin/%)
+MAN1     = $(wildcard man/*.1)
+MAN7     = $(wildcard man/*.7)
+
+all: $(BINS) $(BUILD)/bin/vdb-gen
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libvdb.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+define prog
+$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/$(1)/*.c)) $(BUILD)/libvdb.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call prog,$(p))))
+
+# test-data generator used by t/ and bench/ (not installed)
+$(BUILD)/bin/vdb-gen: $(BUILD)/bench/gen.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
+$(BUILD)/t/unit/%: $(BUILD)/t/unit/%.o $(BUILD)/libvdb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
+
+check: all $(UNIT_BIN)
+	@sh t/run-unit.sh $(UNIT_BIN)
+	@BUILD=$(abspath $(BUILD)) sh t/run-tests.sh
+
+unit: $(UNIT_BIN)
+	@sh t/run-unit.sh $(UNIT_BIN)
+
+asan:
+	$(MAKE) BUILD=build-asan SANITIZE=address,undefined OPT=-O1 check
+
+soak: all
+	BUILD=$(abspath $(BUILD)) CRASH_TRIALS=2000 sh t/t1400-ingest-crash.sh
+
+bench: all
+	BUILD=$(abspath $(BUILD)) sh bench/ingest.sh
+
+install: all
+	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
+	cp $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	cp $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	cp $(MAN7) $(DESTDIR)$(PREFIX)/share/man/man7/
+
+format-check:
+	clang-format --dry-run -Werror lib/*.c lib/*.h cmd/*/*.c t/unit/*.c bench/*.c
+
+format:
+	clang-format -i lib/*.c lib/*.h cmd/*/*.c t/unit/*.c bench/*.c
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all check unit asan soak bench install format format-check clean
+.PRECIOUS: $(BUILD)/%.o $(BUILD)/t/unit/%.o
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,181 @@
+#include "file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+file_write_all(int fd, const void *buf, size_t len, const char *path, struct vdb_err *e)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return vdb_err_errno(e, VDB_ETEMP, "%s: write", path);
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return VDB_OK;
+}
+
+int
+file_pwrite_all(int fd, const void *buf, size_t len, off_t off, const char *path,
+		struct vdb_err *e)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return vdb_err_errno(e, VDB_ETEMP, "%s: write", path);
+		}
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return VDB_OK;
+}
+
+int
+file_pread_all(int fd, void *buf, size_t len, off_t off, const char *path, struct vdb_err *e)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return vdb_err_errno(e, VDB_ETEMP, "%s: read", path);
+		}
+		if (n == 0)
+			return vdb_err_set(e, VDB_ECORRUPT, "%s: short read at offset %lld", path,
+					   (long long)off);
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return VDB_OK;
+}
+
+int
+file_sync(int fd, const char *path, struct vdb_err *e)
+{
+	if (fsync(fd) != 0)
+		return vdb_err_errno(e, VDB_ETEMP, "%s: fsync", path);
+	return VDB_OK;
+}
+
+int
+file_sync_dir(const char *dir, struct vdb_err *e)
+{
+	int fd, rc;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return vdb_err_errno(e, VDB_ETEMP, "%s: open directory", dir);
+	rc = file_sync(fd, dir, e);
+	close(fd);
+	return rc;
+}
+
+int
+file_read(const char *path, char **out, size_t *len, struct vdb_err *e)
+{
+	struct stat st;
+	char *buf = NULL;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vdb_err_errno(e, errno == ENOENT ? VDB_ENOENT : VDB_ETEMP, "%s", path);
+	if (fstat(fd, &st) != 0) {
+		rc = vdb_err_errno(e, VDB_ETEMP, "%s: stat", path);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		rc = vdb_err_errno(e, VDB_ETEMP, "%s", path);
+		goto out;
+	}
+	rc = file_pread_all(fd, buf, (size_t)st.st_size, 0, path, e);
+	if (rc != VDB_OK)
+		goto out;
+	buf[st.st_size] = '\0';
+	*out = buf;
+	*len = (size_t)st.st_size;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int
+file_mkdir(const char *path, struct vdb_err *e)
+{
+	if (mkdir(path, 0777) != 0 && errno != EEXIST)
+		return vdb_err_errno(e, VDB_ETEMP, "%s: mkdir", path);
+	return VDB_OK;
+}
+
+int
+file_lock(const char *path, int nonblock, int *fdout, struct vdb_err *e)
+{
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return vdb_err_errno(e, VDB_ETEMP, "%s: open lock", path);
+	while (flock(fd, LOCK_EX | (nonblock ? LOCK_NB : 0)) != 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK) {
+			close(fd);
+			return vdb_err_set(e, VDB_ETEMP, "%s: locked by another process", path);
+		}
+		vdb_err_errno(e, VDB_ETEMP, "%s: lock", path);
+		close(fd);
+		return VDB_ETEMP;
+	}
+	*fdout = fd;
+	return VDB_OK;
+}
+
+void
+file_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* closing drops the flock */
+}
+
+char *
+path_join(const char *a, const char *b)
+{
+	return path_fmt("%s/%s", a, b);
+}
+
+char *
+path_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
+}

@@ -1,0 +1,857 @@
+/* meta.c: the catalogue.  Spec: formats/meta.md. */
+#include "meta.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct meta {
+	sqlite3 *db;
+	char *path;
+};
+
+/* Each entry migrates user_version i to i+1; append, never edit. */
+static const char *migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE collections ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  dim INTEGER NOT NULL CHECK (dim BETWEEN 1 AND 32768),"
+	"  metric TEXT NOT NULL CHECK (metric IN ('l2','ip','cosine')),"
+	"  auto_id INTEGER NOT NULL DEFAULT 0,"
+	"  next_auto_id INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE fields ("
+	"  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
+	"  pos INTEGER NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  type TEXT NOT NULL CHECK (type IN ('int64','double','bool','string')),"
+	"  max_len INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (collection_id, pos), UNIQUE (collection_id, name));"
+	"CREATE TABLE partitions ("
+	"  id INTEGER PRIMARY KEY,"
+	"  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  UNIQUE (collection_id, name));"
+	"CREATE TABLE segments ("
+	"  id INTEGER PRIMARY KEY,"
+	"  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
+	"  partition_id INTEGER NOT NULL REFERENCES partitions(id) ON DELETE CASCADE,"
+	"  object TEXT NOT NULL,"
+	"  rows INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+	"  min_id INTEGER NOT NULL, max_id INTEGER NOT NULL,"
+	"  min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL);"
+	"CREATE INDEX segments_collection ON segments(collection_id);"
+	"CREATE INDEX segments_object ON segments(object);"
+	"CREATE TABLE streams ("
+	"  collection_id INTEGER PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,"
+	"  sealed_seq INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE tso (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);"
+	"INSERT INTO tso VALUES (1, 0);",
+};
+#define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
+
+static int
+dberr(struct meta *m, struct vdb_err *e, const char *what)
+{
+	int code = sqlite3_errcode(m->db);
+	int rc = VDB_EINTERNAL;
+
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_IOERR ||
+	    code == SQLITE_FULL || code == SQLITE_NOMEM || code == SQLITE_CANTOPEN ||
+	    code == SQLITE_READONLY)
+		rc = VDB_ETEMP;
+	else if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+		rc = VDB_ECORRUPT;
+	else if (code == SQLITE_CONSTRAINT)
+		rc = VDB_EEXIST;
+	return vdb_err_set(e, rc, "%s: %s: %s", m->path, what, sqlite3_errmsg(m->db));
+}
+
+static int
+exec(struct meta *m, const char *sql, struct vdb_err *e)
+{
+	if (sqlite3_exec(m->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return dberr(m, e, sql);
+	return VDB_OK;
+}
+
+static int
+prep(struct meta *m, const char *sql, sqlite3_stmt **st, struct vdb_err *e)
+{
+	if (sqlite3_prepare_v2(m->db, sql, -1, st, NULL) != SQLITE_OK)
+		return dberr(m, e, "prepare");
+	return VDB_OK;
+}
+
+static int
+rollback(struct meta *m, int rc)
+{
+	sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int
+pragma_int(struct meta *m, const char *sql, int *v, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(m, sql, &st, e)) != VDB_OK)
+		return rc;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = dberr(m, e, sql);
+	} else {
+		*v = sqlite3_column_int(st, 0);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+migrate(struct meta *m, struct vdb_err *e)
+{
+	int ver, rc;
+	char sql[64];
+
+	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
+		return rc;
+	if ((rc = pragma_int(m, "PRAGMA user_version", &ver, e)) != VDB_OK)
+		return rollback(m, rc);
+	if (ver > NMIGRATIONS) {
+		vdb_err_set(e, VDB_EINPUT,
+			    "%s: catalogue schema version %d is newer than this vdb (%d)",
+			    m->path, ver, NMIGRATIONS);
+		return rollback(m, VDB_EINPUT);
+	}
+	for (; ver < NMIGRATIONS; ver++) {
+		if ((rc = exec(m, migrations[ver], e)) != VDB_OK)
+			return rollback(m, rc);
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", ver + 1);
+		if ((rc = exec(m, sql, e)) != VDB_OK)
+			return rollback(m, rc);
+	}
+	if ((rc = exec(m, "COMMIT", e)) != VDB_OK)
+		return rollback(m, rc);
+	return VDB_OK;
+}
+
+int
+meta_open(const char *path, int create, struct meta **out, struct vdb_err *e)
+{
+	struct meta *m;
+	int appid, rc, flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	char sql[64];
+
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL || (m->path = strdup(path)) == NULL) {
+		free(m);
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	}
+	if (sqlite3_open_v2(path, &m->db, flags, NULL) != SQLITE_OK) {
+		rc = dberr(m, e, "open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(m->db, 30000);
+	if ((rc = pragma_int(m, "PRAGMA application_id", &appid, e)) != VDB_OK)
+		goto fail;
+	if (appid != META_APPLICATION_ID) {
+		if (!create || appid != 0) {
+			rc = vdb_err_set(e, VDB_EINPUT, "%s: not a vdb catalogue", path);
+			goto fail;
+		}
+		snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", META_APPLICATION_ID);
+		if ((rc = exec(m, sql, e)) != VDB_OK)
+			goto fail;
+	}
+	if ((rc = exec(m, "PRAGMA journal_mode = WAL", e)) != VDB_OK ||
+	    (rc = exec(m, "PRAGMA synchronous = FULL", e)) != VDB_OK ||
+	    (rc = exec(m, "PRAGMA foreign_keys = ON", e)) != VDB_OK)
+		goto fail;
+	if ((rc = migrate(m, e)) != VDB_OK)
+		goto fail;
+	*out = m;
+	return VDB_OK;
+fail:
+	meta_close(m);
+	return rc;
+}
+
+void
+meta_close(struct meta *m)
+{
+	if (m == NULL)
+		return;
+	sqlite3_close(m->db);
+	free(m->path);
+	free(m);
+}
+
+int
+meta_schema_version(struct meta *m)
+{
+	int v = -1;
+	pragma_int(m, "PRAGMA user_version", &v, NULL);
+	return v;
+}
+
+int
+meta_collection_create(struct meta *m, struct schema *s, struct vdb_err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	int64_t now = (int64_t)time(NULL);
+
+	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
+		return rc;
+	if ((rc = prep(m, "INSERT INTO collections (name, dim, metric, auto_id, created) "
+			  "VALUES (?, ?, ?, ?, ?)",
+		       &st, e)) != VDB_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, (int)s->dim);
+	sqlite3_bind_text(st, 3, metric_name(s->metric), -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, s->auto_id);
+	sqlite3_bind_int64(st, 5, now);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		if (sqlite3_errcode(m->db) == SQLITE_CONSTRAINT)
+			rc = vdb_err_set(e, VDB_EEXIST, "collection '%s' exists", s->name);
+		else
+			rc = dberr(m, e, "create collection");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	s->id = sqlite3_last_insert_rowid(m->db);
+	if ((rc = prep(m, "INSERT INTO fields VALUES (?, ?, ?, ?, ?)", &st, e)) != VDB_OK)
+		goto fail;
+	for (uint32_t i = 0; i < s->nfields; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, s->id);
+		sqlite3_bind_int(st, 2, (int)i);
+		sqlite3_bind_text(st, 3, s->fields[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, ftype_name(s->fields[i].type), -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 5, (int)s->fields[i].max_len);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			rc = dberr(m, e, "create field");
+			goto fail;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = prep(m, "INSERT INTO partitions (collection_id, name, created) "
+			  "VALUES (?, '_default', ?)",
+		       &st, e)) != VDB_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, s->id);
+	sqlite3_bind_int64(st, 2, now);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = dberr(m, e, "create partition");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = prep(m, "INSERT INTO streams (collection_id) VALUES (?)", &st, e)) != VDB_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, s->id);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = dberr(m, e, "create stream");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	return exec(m, "COMMIT", e) == VDB_OK ? VDB_OK : rollback(m, e->rc);
+fail:
+	sqlite3_finalize(st);
+	return rollback(m, rc);
+}
+
+static int
+load_fields(struct meta *m, struct schema *s, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	if ((rc = prep(m, "SELECT name, type, max_len FROM fields WHERE collection_id = ? "
+			  "ORDER BY pos",
+		       &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, s->id);
+	s->nfields = 0;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW && s->nfields < VDB_MAX_FIELDS) {
+		struct field *f = &s->fields[s->nfields++];
+		const char *type = (const char *)sqlite3_column_text(st, 1);
+		snprintf(f->name, sizeof(f->name), "%s", sqlite3_column_text(st, 0));
+		f->type = strcmp(type, "int64") == 0    ? FT_INT64
+			  : strcmp(type, "double") == 0 ? FT_DOUBLE
+			  : strcmp(type, "bool") == 0   ? FT_BOOL
+							: FT_STRING;
+		f->max_len = (uint32_t)sqlite3_column_int(st, 2);
+	}
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		rc = dberr(m, e, "read fields");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void
+row_schema(sqlite3_stmt *st, struct schema *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = sqlite3_column_int64(st, 0);
+	snprintf(s->name, sizeof(s->name), "%s", sqlite3_column_text(st, 1));
+	s->dim = (uint32_t)sqlite3_column_int(st, 2);
+	metric_parse((const char *)sqlite3_column_text(st, 3), &s->metric);
+	s->auto_id = sqlite3_column_int(st, 4);
+}
+
+#define COLL_COLS "SELECT id, name, dim, metric, auto_id FROM collections "
+
+static int
+collection_get(struct meta *m, const char *name, int64_t id, struct schema *s,
+	       struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	if ((rc = prep(m, name ? COLL_COLS "WHERE name = ?" : COLL_COLS "WHERE id = ?", &st,
+		       e)) != VDB_OK)
+		return rc;
+	if (name)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, id);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		row_schema(st, s);
+	} else if (r == SQLITE_DONE) {
+		if (name)
+			rc = vdb_err_set(e, VDB_ENOENT, "no such collection: '%.300s'", name);
+		else
+			rc = vdb_err_set(e, VDB_ENOENT, "no such collection: id %lld",
+					 (long long)id);
+	} else {
+		rc = dberr(m, e, "read collection");
+	}
+	sqlite3_finalize(st);
+	if (rc == VDB_OK)
+		rc = load_fields(m, s, e);
+	return rc;
+}
+
+int
+meta_collection_get(struct meta *m, const char *name, struct schema *s, struct vdb_err *e)
+{
+	return collection_get(m, name, 0, s, e);
+}
+
+int
+meta_collection_get_id(struct meta *m, int64_t id, struct schema *s, struct vdb_err *e)
+{
+	return collection_get(m, NULL, id, s, e);
+}
+
+int
+meta_collection_list(struct meta *m, struct schema **out, size_t *n, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	struct schema *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc, r;
+
+	if ((rc = prep(m, COLL_COLS "ORDER BY name", &st, e)) != VDB_OK)
+		return rc;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct schema *nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL) {
+				rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+				goto out;
+			}
+			v = nv;
+		}
+		row_schema(st, &v[len++]);
+	}
+	if (r != SQLITE_DONE)
+		rc = dberr(m, e, "list collections");
+out:
+	sqlite3_finalize(st);
+	for (size_t i = 0; rc == VDB_OK && i < len; i++)
+		rc = load_fields(m, &v[i], e);
+	if (rc != VDB_OK) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return VDB_OK;
+}
+
+/* collect_objects: object keys selected by sql with one int64 parameter */
+static int
+collect_objects(struct meta *m, const char *sql, int64_t a, const char *b, char (**out)[65],
+		size_t *n, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	char(*v)[65] = NULL;
+	size_t len = 0, cap = 0;
+	int rc, r;
+
+	if ((rc = prep(m, sql, &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, a);
+	if (b)
+		sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			char(*nv)[65] = realloc(v, cap * sizeof(*v));
+			if (nv == NULL) {
+				rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+				break;
+			}
+			v = nv;
+		}
+		snprintf(v[len++], 65, "%s", sqlite3_column_text(st, 0));
+	}
+	if (rc == VDB_OK && r != SQLITE_DONE)
+		rc = dberr(m, e, "list objects");
+	sqlite3_finalize(st);
+	if (rc != VDB_OK) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return VDB_OK;
+}
+
+static int
+step_done(struct meta *m, sqlite3_stmt *st, const char *what, struct vdb_err *e)
+{
+	int rc = sqlite3_step(st) == SQLITE_DONE ? VDB_OK : dberr(m, e, what);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+meta_collection_drop(struct meta *m, int64_t id, char (**objects)[65], size_t *nobj,
+		     struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
+		return rc;
+	/* only objects no other collection references may be deleted */
+	rc = collect_objects(m,
+			     "SELECT DISTINCT object FROM segments WHERE collection_id = ?1 "
+			     "AND object NOT IN (SELECT object FROM segments "
+			     "WHERE collection_id != ?1)",
+			     id, NULL, objects, nobj, e);
+	if (rc != VDB_OK)
+		return rollback(m, rc);
+	if ((rc = prep(m, "DELETE FROM collections WHERE id = ?", &st, e)) != VDB_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = step_done(m, st, "drop collection", e)) != VDB_OK)
+		goto fail;
+	if ((rc = exec(m, "COMMIT", e)) != VDB_OK)
+		goto fail;
+	return VDB_OK;
+fail:
+	free(*objects);
+	*objects = NULL;
+	return rollback(m, rc);
+}
+
+int
+meta_partition_create(struct meta *m, int64_t cid, const char *name, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(m, "INSERT INTO partitions (collection_id, name, created) "
+			  "VALUES (?, ?, ?)",
+		       &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, cid);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+	rc = step_done(m, st, "create partition", e);
+	if (rc == VDB_EEXIST)
+		vdb_err_set(e, VDB_EEXIST, "partition '%s' exists", name);
+	return rc;
+}
+
+int
+meta_partition_get(struct meta *m, int64_t cid, const char *name, int64_t *pid,
+		   struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	if ((rc = prep(m, "SELECT id FROM partitions WHERE collection_id = ? AND name = ?", &st,
+		       e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, cid);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		*pid = sqlite3_column_int64(st, 0);
+	else if (r == SQLITE_DONE)
+		rc = vdb_err_set(e, VDB_ENOENT, "no such partition: '%.300s'", name);
+	else
+		rc = dberr(m, e, "read partition");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+meta_partition_list(struct meta *m, int64_t cid, struct part_info **out, size_t *n,
+		    struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	struct part_info *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc, r;
+
+	if ((rc = prep(m, "SELECT id, name FROM partitions WHERE collection_id = ? ORDER BY id",
+		       &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, cid);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct part_info *nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL) {
+				rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+				break;
+			}
+			v = nv;
+		}
+		v[len].id = sqlite3_column_int64(st, 0);
+		snprintf(v[len].name, sizeof(v[len].name), "%s", sqlite3_column_text(st, 1));
+		len++;
+	}
+	if (rc == VDB_OK && r != SQLITE_DONE)
+		rc = dberr(m, e, "list partitions");
+	sqlite3_finalize(st);
+	if (rc != VDB_OK) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return VDB_OK;
+}
+
+int
+meta_partition_exists(struct meta *m, int64_t pid, int *exists, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	if ((rc = prep(m, "SELECT 1 FROM partitions WHERE id = ?", &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, pid);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW || r == SQLITE_DONE)
+		*exists = r == SQLITE_ROW;
+	else
+		rc = dberr(m, e, "read partition");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+meta_partition_drop(struct meta *m, int64_t cid, const char *name, char (**objects)[65],
+		    size_t *nobj, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int64_t pid;
+	int rc;
+
+	if (strcmp(name, "_default") == 0)
+		return vdb_err_set(e, VDB_EINPUT, "the _default partition cannot be dropped");
+	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
+		return rc;
+	if ((rc = meta_partition_get(m, cid, name, &pid, e)) != VDB_OK)
+		return rollback(m, rc);
+	rc = collect_objects(m,
+			     "SELECT DISTINCT object FROM segments WHERE partition_id = ?1 "
+			     "AND object NOT IN (SELECT object FROM segments "
+			     "WHERE partition_id != ?1)",
+			     pid, NULL, objects, nobj, e);
+	if (rc != VDB_OK)
+		return rollback(m, rc);
+	if ((rc = prep(m, "DELETE FROM partitions WHERE id = ?", &st, e)) != VDB_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, pid);
+	if ((rc = step_done(m, st, "drop partition", e)) != VDB_OK)
+		goto fail;
+	if ((rc = exec(m, "COMMIT", e)) != VDB_OK)
+		goto fail;
+	return VDB_OK;
+fail:
+	free(*objects);
+	*objects = NULL;
+	return rollback(m, rc);
+}
+
+int
+meta_ts_alloc(struct meta *m, uint64_t *ts, struct vdb_err *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct timespec now;
+	uint64_t last, phys, next;
+	int rc;
+
+	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
+		return rc;
+	if ((rc = prep(m, "SELECT last FROM tso WHERE id = 1", &st, e)) != VDB_OK)
+		goto fail;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = dberr(m, e, "read tso");
+		goto fail;
+	}
+	last = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	clock_gettime(CLOCK_REALTIME, &now);
+	phys = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	/* a clock that steps back never makes a timestamp go back: the
+	 * logical counter carries on from the last one handed out */
+	next = phys << HTS_LOGICAL_BITS;
+	if (next <= last)
+		next = last + 1;
+	if ((rc = prep(m, "UPDATE tso SET last = ? WHERE id = 1", &st, e)) != VDB_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, (int64_t)next);
+	rc = step_done(m, st, "update tso", e);
+	st = NULL;
+	if (rc != VDB_OK)
+		goto fail;
+	if ((rc = exec(m, "COMMIT", e)) != VDB_OK)
+		goto fail;
+	*ts = next;
+	return VDB_OK;
+fail:
+	sqlite3_finalize(st);
+	return rollback(m, rc);
+}
+
+int
+meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first, struct vdb_err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = prep(m, "UPDATE collections SET next_auto_id = next_auto_id + ? WHERE id = ? "
+			  "RETURNING next_auto_id",
+		       &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, (int64_t)n);
+	sqlite3_bind_int64(st, 2, cid);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = dberr(m, e, "allocate ids");
+	} else {
+		*first = sqlite3_column_int64(st, 0) - (int64_t)n;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+#define SEG_COLS                                                                           \
+	"SELECT s.id, s.collection_id, s.partition_id, p.name, s.object, s.rows, s.bytes, "  \
+	"s.min_id, s.max_id, s.min_ts, s.max_ts, s.created FROM segments s "                  \
+	"JOIN partitions p ON p.id = s.partition_id "
+
+int
+meta_segments(struct meta *m, int64_t cid, struct seg_info **out, size_t *n, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	struct seg_info *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc, r;
+
+	if ((rc = prep(m, SEG_COLS "WHERE ?1 < 0 OR s.collection_id = ?1 ORDER BY s.id", &st,
+		       e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, cid);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct seg_info *nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL) {
+				rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+				break;
+			}
+			v = nv;
+		}
+		struct seg_info *s = &v[len++];
+		s->id = sqlite3_column_int64(st, 0);
+		s->collection_id = sqlite3_column_int64(st, 1);
+		s->partition_id = sqlite3_column_int64(st, 2);
+		snprintf(s->partition, sizeof(s->partition), "%s", sqlite3_column_text(st, 3));
+		snprintf(s->object, sizeof(s->object), "%s", sqlite3_column_text(st, 4));
+		s->rows = (uint64_t)sqlite3_column_int64(st, 5);
+		s->bytes = (uint64_t)sqlite3_column_int64(st, 6);
+		s->min_id = sqlite3_column_int64(st, 7);
+		s->max_id = sqlite3_column_int64(st, 8);
+		s->min_ts = (uint64_t)sqlite3_column_int64(st, 9);
+		s->max_ts = (uint64_t)sqlite3_column_int64(st, 10);
+		s->created = sqlite3_column_int64(st, 11);
+	}
+	if (rc == VDB_OK && r != SQLITE_DONE)
+		rc = dberr(m, e, "list segments");
+	sqlite3_finalize(st);
+	if (rc != VDB_OK) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return VDB_OK;
+}
+
+int
+meta_stream_sealed(struct meta *m, int64_t cid, uint32_t *sealed_seq, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	if ((rc = prep(m, "SELECT sealed_seq FROM streams WHERE collection_id = ?", &st, e)) !=
+	    VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, cid);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		*sealed_seq = (uint32_t)sqlite3_column_int64(st, 0);
+	else if (r == SQLITE_DONE)
+		rc = vdb_err_set(e, VDB_ENOENT, "no stream for collection %lld", (long long)cid);
+	else
+		rc = dberr(m, e, "read stream");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+meta_snapshot(struct meta *m, int64_t cid, struct seg_info **segs, size_t *n,
+	      uint32_t *sealed_seq, struct vdb_err *e)
+{
+	int rc;
+
+	if ((rc = exec(m, "BEGIN", e)) != VDB_OK)
+		return rc;
+	if ((rc = meta_segments(m, cid, segs, n, e)) != VDB_OK)
+		return rollback(m, rc);
+	if ((rc = meta_stream_sealed(m, cid, sealed_seq, e)) != VDB_OK) {
+		free(*segs);
+		return rollback(m, rc);
+	}
+	exec(m, "COMMIT", NULL);
+	return VDB_OK;
+}
+
+int
+meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n,
+		 uint32_t sealed_seq, struct vdb_err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	int64_t now = (int64_t)time(NULL);
+
+	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
+		return rc;
+	if ((rc = prep(m, "INSERT INTO segments (collection_id, partition_id, object, rows, "
+			  "bytes, min_id, max_id, min_ts, max_ts, created) "
+			  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		       &st, e)) != VDB_OK)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, cid);
+		sqlite3_bind_int64(st, 2, segs[i].partition_id);
+		sqlite3_bind_text(st, 3, segs[i].object, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (int64_t)segs[i].rows);
+		sqlite3_bind_int64(st, 5, (int64_t)segs[i].bytes);
+		sqlite3_bind_int64(st, 6, segs[i].min_id);
+		sqlite3_bind_int64(st, 7, segs[i].max_id);
+		sqlite3_bind_int64(st, 8, (int64_t)segs[i].min_ts);
+		sqlite3_bind_int64(st, 9, (int64_t)segs[i].max_ts);
+		sqlite3_bind_int64(st, 10, now);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			rc = dberr(m, e, "register segment");
+			goto fail;
+		}
+		segs[i].id = sqlite3_last_insert_rowid(m->db);
+		segs[i].collection_id = cid;
+		segs[i].created = now;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sealed_seq != 0) {
+		if ((rc = prep(m, "UPDATE streams SET sealed_seq = ? WHERE collection_id = ? "
+				  "AND sealed_seq < ?",
+			       &st, e)) != VDB_OK)
+			goto fail;
+		sqlite3_bind_int64(st, 1, sealed_seq);
+		sqlite3_bind_int64(st, 2, cid);
+		sqlite3_bind_int64(st, 3, sealed_seq);
+		rc = step_done(m, st, "mark log sealed", e);
+		st = NULL;
+		if (rc != VDB_OK)
+			goto fail;
+	}
+	if ((rc = exec(m, "COMMIT", e)) != VDB_OK)
+		goto fail;
+	return VDB_OK;
+fail:
+	sqlite3_finalize(st);
+	return rollback(m, rc);
+}
+
+int
+meta_object_known(struct meta *m, const char *key, int *known, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	if ((rc = prep(m, "SELECT 1 FROM segments WHERE object = ? LIMIT 1", &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW || r == SQLITE_DONE)
+		*known = r == SQLITE_ROW;
+	else
+		rc = dberr(m, e, "look up object");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+meta_integrity(struct meta *m, char **report, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*report = NULL;
+	if ((rc = prep(m, "PRAGMA integrity_check", &st, e)) != VDB_OK)
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *r = (const char *)sqlite3_column_text(st, 0);
+		if (r && strcmp(r, "ok") != 0)
+			*report = strdup(r);
+	} else {
+		rc = dberr(m, e, "integrity_check");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}

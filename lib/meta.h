@@ -1,0 +1,83 @@
+/* meta.h: the catalogue in ROOT/meta.db (SQLite, WAL, synchronous=FULL).
+ * Collections, fields, partitions, sealed segments, log stream state, the
+ * hybrid timestamp oracle and auto-id ranges.  Parameterised statements
+ * only; the schema is versioned with PRAGMA user_version and migrated
+ * forward on open (see formats/meta.md). */
+#ifndef VDB_META_H
+#define VDB_META_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "schema.h"
+
+#define META_APPLICATION_ID 0x76646231 /* "vdb1" */
+#define HTS_LOGICAL_BITS 18
+
+struct meta;
+
+struct seg_info {
+	int64_t id;
+	int64_t collection_id;
+	int64_t partition_id;
+	char partition[VDB_MAX_NAME + 1];
+	char object[65]; /* hex SHA-256 object key */
+	uint64_t rows, bytes;
+	int64_t min_id, max_id;
+	uint64_t min_ts, max_ts;
+	int64_t created; /* unix seconds */
+};
+
+struct part_info {
+	int64_t id;
+	char name[VDB_MAX_NAME + 1];
+};
+
+int meta_open(const char *path, int create, struct meta **out, struct vdb_err *e);
+void meta_close(struct meta *m);
+int meta_schema_version(struct meta *m);
+
+int meta_collection_create(struct meta *m, struct schema *s, struct vdb_err *e);
+int meta_collection_get(struct meta *m, const char *name, struct schema *s, struct vdb_err *e);
+int meta_collection_get_id(struct meta *m, int64_t id, struct schema *s, struct vdb_err *e);
+/* meta_collection_list: malloc'd array of schemas, ordered by name */
+int meta_collection_list(struct meta *m, struct schema **out, size_t *n, struct vdb_err *e);
+/* meta_collection_drop: removes the rows; *objects gets the object keys the
+ * collection owned (malloc'd array of 65-byte keys) for the caller to delete */
+int meta_collection_drop(struct meta *m, int64_t id, char (**objects)[65], size_t *nobj,
+			 struct vdb_err *e);
+
+int meta_partition_create(struct meta *m, int64_t cid, const char *name, struct vdb_err *e);
+int meta_partition_get(struct meta *m, int64_t cid, const char *name, int64_t *pid,
+		       struct vdb_err *e);
+int meta_partition_list(struct meta *m, int64_t cid, struct part_info **out, size_t *n,
+			struct vdb_err *e);
+/* meta_partition_exists: does partition id still exist (not dropped)? */
+int meta_partition_exists(struct meta *m, int64_t pid, int *exists, struct vdb_err *e);
+int meta_partition_drop(struct meta *m, int64_t cid, const char *name, char (**objects)[65],
+			size_t *nobj, struct vdb_err *e);
+
+/* meta_ts_alloc: a hybrid timestamp (physical ms << 18 | logical) larger
+ * than every one handed out before, by any process on this root. */
+int meta_ts_alloc(struct meta *m, uint64_t *ts, struct vdb_err *e);
+/* meta_autoid_alloc: reserve n consecutive ids; *first is the first */
+int meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first,
+		      struct vdb_err *e);
+
+/* meta_segments: sealed segments of a collection (cid < 0: all), by id */
+int meta_segments(struct meta *m, int64_t cid, struct seg_info **out, size_t *n,
+		  struct vdb_err *e);
+/* meta_snapshot: segments and the insert stream's sealed sequence number,
+ * read in one transaction so a reader sees a consistent cut. */
+int meta_snapshot(struct meta *m, int64_t cid, struct seg_info **segs, size_t *n,
+		  uint32_t *sealed_seq, struct vdb_err *e);
+/* meta_seal_commit: register segs (ids filled in) and, when sealed_seq is
+ * non-zero, mark log files up to it as sealed — one transaction. */
+int meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n,
+		     uint32_t sealed_seq, struct vdb_err *e);
+int meta_stream_sealed(struct meta *m, int64_t cid, uint32_t *sealed_seq, struct vdb_err *e);
+/* meta_object_known: is key registered by any segment? */
+int meta_object_known(struct meta *m, const char *key, int *known, struct vdb_err *e);
+int meta_integrity(struct meta *m, char **report, struct vdb_err *e);
+
+#endif

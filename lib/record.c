@@ -1,0 +1,711 @@
+/* record.c: input record readers.  Formats: formats/records.md. */
+#include "record.h"
+
+#include <errno.h>
+#include <float.h>
+#include <jansson.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "file.h"
+
+#define READ_CHUNK (1u << 20)
+
+int
+rec_format_parse(const char *s, int *format)
+{
+	if (strcmp(s, "jsonl") == 0)
+		*format = FMT_JSONL;
+	else if (strcmp(s, "tsv") == 0)
+		*format = FMT_TSV;
+	else if (strcmp(s, "fvecs") == 0)
+		*format = FMT_FVECS;
+	else if (strcmp(s, "npy") == 0)
+		*format = FMT_NPY;
+	else
+		return -1;
+	return 0;
+}
+
+/* bad: a record error at the current record */
+static int
+bad(struct rec_reader *r, struct vdb_err *e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int
+bad(struct rec_reader *r, struct vdb_err *e, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return vdb_err_set(e, VDB_EINPUT, "%s:%llu: %s", r->name, (unsigned long long)r->recno,
+			   msg);
+}
+
+/* fill: make at least need bytes available at buf[pos..len), unless EOF.
+ * Returns VDB_OK, REC_IDLE or an I/O error. */
+static int
+fill(struct rec_reader *r, size_t need, struct vdb_err *e)
+{
+	while (r->len - r->pos < need && !r->eof) {
+		ssize_t n;
+		if (r->pos > 0 && r->pos == r->len) {
+			r->pos = r->len = 0;
+		} else if (r->pos > 0 && r->cap - r->len < READ_CHUNK) {
+			memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+			r->len -= r->pos;
+			r->pos = 0;
+		}
+		if (r->cap - r->len < READ_CHUNK || r->cap - r->pos < need) {
+			size_t cap = r->cap ? r->cap : 4 * READ_CHUNK;
+			while (cap - r->len < READ_CHUNK || cap - r->pos < need)
+				cap *= 2;
+			unsigned char *nb = realloc(r->buf, cap);
+			if (nb == NULL)
+				return vdb_err_set(e, VDB_ETEMP, "out of memory");
+			r->buf = nb;
+			r->cap = cap;
+		}
+		if (r->linger_ms > 0 && r->pending) {
+			struct pollfd p = {.fd = r->fd, .events = POLLIN};
+			int pr = poll(&p, 1, r->linger_ms);
+			if (pr == 0)
+				return REC_IDLE;
+		}
+		n = read(r->fd, r->buf + r->len, r->cap - r->len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return vdb_err_errno(e, VDB_ETEMP, "%s: read", r->name);
+		}
+		if (n == 0)
+			r->eof = 1;
+		r->len += (size_t)n;
+	}
+	return VDB_OK;
+}
+
+/* ---- JSONL ---- */
+
+static int
+json_vector(struct rec_reader *r, json_t *v, float *out, struct vdb_err *e)
+{
+	size_t n, i;
+	json_t *x;
+
+	if (!json_is_array(v))
+		return bad(r, e, "\"vector\" is not an array");
+	n = json_array_size(v);
+	if (n != r->sc->dim)
+		return bad(r, e, "wrong dimension (got %zu, want %u)", n, r->sc->dim);
+	json_array_foreach(v, i, x)
+	{
+		double d;
+		if (json_is_real(x))
+			d = json_real_value(x);
+		else if (json_is_integer(x))
+			d = (double)json_integer_value(x);
+		else
+			return bad(r, e, "vector[%zu] is not a number", i);
+		if (!isfinite(d) || fabs(d) > FLT_MAX)
+			return bad(r, e, "vector[%zu] is not a finite float32 (%g)", i, d);
+		out[i] = (float)d;
+	}
+	return VDB_OK;
+}
+
+static int
+set_field(struct rec_reader *r, struct batch *b, uint32_t f, size_t row, json_t *v,
+	  struct vdb_err *e)
+{
+	const struct field *fd = &r->sc->fields[f];
+	struct col *c = &b->cols[f];
+
+	switch (fd->type) {
+	case FT_INT64:
+		if (!json_is_integer(v))
+			return bad(r, e, "field '%s' wants int64", fd->name);
+		c->i64[row] = json_integer_value(v);
+		return VDB_OK;
+	case FT_DOUBLE:
+		if (json_is_real(v))
+			c->f64[row] = json_real_value(v);
+		else if (json_is_integer(v))
+			c->f64[row] = (double)json_integer_value(v);
+		else
+			return bad(r, e, "field '%s' wants double", fd->name);
+		if (!isfinite(c->f64[row]))
+			return bad(r, e, "field '%s' is not finite", fd->name);
+		return VDB_OK;
+	case FT_BOOL:
+		if (!json_is_boolean(v))
+			return bad(r, e, "field '%s' wants bool", fd->name);
+		c->b[row] = json_is_true(v);
+		return VDB_OK;
+	case FT_STRING:
+		if (!json_is_string(v))
+			return bad(r, e, "field '%s' wants string", fd->name);
+		if (json_string_length(v) > fd->max_len)
+			return bad(r, e, "field '%s' is %zu bytes, longer than its %u", fd->name,
+				   json_string_length(v), fd->max_len);
+		return batch_put_string(b, f, row, json_string_value(v), json_string_length(v), e);
+	}
+	return vdb_err_set(e, VDB_EINTERNAL, "field type %d", fd->type);
+}
+
+static int
+parse_json(struct rec_reader *r, const char *line, size_t len, struct batch *b,
+	   struct vdb_err *e)
+{
+	const struct schema *sc = r->sc;
+	size_t row = b->n;
+	uint64_t seen = 0; /* bit i: field i; bit 62: id; bit 63: vector */
+	json_error_t jerr;
+	const char *key;
+	json_t *o, *v;
+	int rc = VDB_OK;
+
+	o = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (o == NULL)
+		return bad(r, e, "malformed JSON at column %d: %s", jerr.column, jerr.text);
+	if (!json_is_object(o)) {
+		rc = bad(r, e, "record is not a JSON object");
+		goto out;
+	}
+	json_object_foreach(o, key, v)
+	{
+		int f;
+		if (strcmp(key, "id") == 0) {
+			if (sc->auto_id) {
+				rc = bad(r, e, "\"id\" given, but the collection assigns ids");
+				goto out;
+			}
+			if (!json_is_integer(v)) {
+				rc = bad(r, e, "\"id\" is not an integer");
+				goto out;
+			}
+			b->ids[row] = json_integer_value(v);
+			seen |= 1ull << 62;
+		} else if (strcmp(key, "vector") == 0) {
+			if ((rc = json_vector(r, v, b->vec + row * sc->dim, e)) != VDB_OK)
+				goto out;
+			seen |= 1ull << 63;
+		} else if ((f = schema_field_index(sc, key)) >= 0) {
+			if ((rc = set_field(r, b, (uint32_t)f, row, v, e)) != VDB_OK)
+				goto out;
+			seen |= 1ull << f;
+		} else {
+			rc = bad(r, e, "unknown field '%.200s'", key);
+			goto out;
+		}
+	}
+	if (!sc->auto_id && !(seen & 1ull << 62)) {
+		rc = bad(r, e, "missing \"id\"");
+		goto out;
+	}
+	if (!(seen & 1ull << 63)) {
+		rc = bad(r, e, "missing \"vector\"");
+		goto out;
+	}
+	for (uint32_t i = 0; i < sc->nfields; i++) {
+		if (!(seen & 1ull << i)) {
+			rc = bad(r, e, "missing field '%s'", sc->fields[i].name);
+			goto out;
+		}
+	}
+out:
+	json_decref(o);
+	return rc;
+}
+
+/* ---- TSV ---- */
+
+static int
+tsv_unescape(struct rec_reader *r, char *s, size_t *len, struct vdb_err *e)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < *len; i++) {
+		if (s[i] != '\\') {
+			s[o++] = s[i];
+			continue;
+		}
+		if (++i == *len)
+			return bad(r, e, "lone backslash at the end of a field");
+		switch (s[i]) {
+		case 't':
+			s[o++] = '\t';
+			break;
+		case 'n':
+			s[o++] = '\n';
+			break;
+		case 'r':
+			s[o++] = '\r';
+			break;
+		case '\\':
+			s[o++] = '\\';
+			break;
+		default:
+			return bad(r, e, "unknown escape \\%c", s[i]);
+		}
+	}
+	*len = o;
+	return VDB_OK;
+}
+
+static int
+tsv_header(struct rec_reader *r, char *line, size_t len, struct vdb_err *e)
+{
+	uint64_t seen = 0;
+	char *p = line, *end = line + len;
+
+	r->tsv_ncols = 0;
+	while (p <= end) {
+		char *tab = memchr(p, '\t', (size_t)(end - p));
+		size_t n = tab ? (size_t)(tab - p) : (size_t)(end - p);
+		char name[VDB_MAX_NAME + 1];
+		int which;
+		if (r->tsv_ncols == TSV_MAX_COLS)
+			return bad(r, e, "header: too many columns");
+		if (n == 0 || n > VDB_MAX_NAME)
+			return bad(r, e, "header: column %d has no usable name",
+				   r->tsv_ncols + 1);
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (strcmp(name, "id") == 0) {
+			if (r->sc->auto_id)
+				return bad(r, e, "header: \"id\" given, but the collection assigns "
+						 "ids");
+			which = -1;
+		} else if (strcmp(name, "vector") == 0) {
+			which = -2;
+		} else if ((which = schema_field_index(r->sc, name)) < 0) {
+			return bad(r, e, "header: unknown field '%s'", name);
+		}
+		int bit = which == -1 ? 62 : which == -2 ? 63 : which;
+		if (seen & 1ull << bit)
+			return bad(r, e, "header: column '%s' twice", name);
+		seen |= 1ull << bit;
+		r->tsv_cols[r->tsv_ncols++] = which;
+		if (tab == NULL)
+			break;
+		p = tab + 1;
+	}
+	if (!r->sc->auto_id && !(seen & 1ull << 62))
+		return bad(r, e, "header: no \"id\" column");
+	if (!(seen & 1ull << 63))
+		return bad(r, e, "header: no \"vector\" column");
+	for (uint32_t i = 0; i < r->sc->nfields; i++)
+		if (!(seen & 1ull << i))
+			return bad(r, e, "header: no column for field '%s'", r->sc->fields[i].name);
+	return VDB_OK;
+}
+
+/* tsv_number: the whole of s[0..n) as a finite double */
+static int
+tsv_number(const char *s, size_t n, double *v)
+{
+	char tmp[128], *end;
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	errno = 0;
+	*v = strtod(tmp, &end);
+	return (*end || errno == ERANGE || !isfinite(*v)) ? -1 : 0;
+}
+
+static int
+tsv_value(struct rec_reader *r, struct batch *b, int which, size_t row, char *s, size_t n,
+	  struct vdb_err *e)
+{
+	uint32_t dim = r->sc->dim;
+	double d;
+
+	if (which == -1 || (which >= 0 && r->sc->fields[which].type == FT_INT64)) {
+		char tmp[32], *end;
+		long long v;
+		if (n == 0 || n >= sizeof(tmp))
+			return bad(r, e, "'%.*s' is not an int64", (int)(n > 40 ? 40 : n), s);
+		memcpy(tmp, s, n);
+		tmp[n] = '\0';
+		errno = 0;
+		v = strtoll(tmp, &end, 10);
+		if (*end || errno)
+			return bad(r, e, "'%s' is not an int64", tmp);
+		if (which == -1)
+			b->ids[row] = v;
+		else
+			b->cols[which].i64[row] = v;
+		return VDB_OK;
+	}
+	if (which == -2) {
+		char *p = s, *end = s + n;
+		uint32_t k = 0;
+		while (p < end) {
+			char *comma = memchr(p, ',', (size_t)(end - p));
+			size_t len = comma ? (size_t)(comma - p) : (size_t)(end - p);
+			if (k == dim)
+				return bad(r, e, "wrong dimension (got more than %u)", dim);
+			if (tsv_number(p, len, &d) != 0 || fabs(d) > FLT_MAX)
+				return bad(r, e, "vector[%u] is not a finite float32", k);
+			b->vec[row * dim + k++] = (float)d;
+			p = comma ? comma + 1 : end;
+		}
+		if (k != dim)
+			return bad(r, e, "wrong dimension (got %u, want %u)", k, dim);
+		return VDB_OK;
+	}
+	const struct field *f = &r->sc->fields[which];
+	switch (f->type) {
+	case FT_DOUBLE:
+		if (tsv_number(s, n, &d) != 0)
+			return bad(r, e, "field '%s' wants a finite double", f->name);
+		b->cols[which].f64[row] = d;
+		return VDB_OK;
+	case FT_BOOL:
+		if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 1 && s[0] == '1'))
+			b->cols[which].b[row] = 1;
+		else if ((n == 5 && memcmp(s, "false", 5) == 0) || (n == 1 && s[0] == '0'))
+			b->cols[which].b[row] = 0;
+		else
+			return bad(r, e, "field '%s' wants true or false", f->name);
+		return VDB_OK;
+	case FT_STRING: {
+		int rc = tsv_unescape(r, s, &n, e);
+		if (rc != VDB_OK)
+			return rc;
+		if (n > f->max_len)
+			return bad(r, e, "field '%s' is %zu bytes, longer than its %u", f->name, n,
+				   f->max_len);
+		return batch_put_string(b, (uint32_t)which, row, s, n, e);
+	}
+	}
+	return vdb_err_set(e, VDB_EINTERNAL, "tsv column kind %d", which);
+}
+
+static int
+parse_tsv(struct rec_reader *r, char *line, size_t len, struct batch *b, struct vdb_err *e)
+{
+	char *p = line, *end = line + len;
+	int col = 0, rc;
+
+	for (;;) {
+		char *tab = memchr(p, '\t', (size_t)(end - p));
+		size_t n = tab ? (size_t)(tab - p) : (size_t)(end - p);
+		if (col == r->tsv_ncols)
+			return bad(r, e, "more columns than the header's %d", r->tsv_ncols);
+		if ((rc = tsv_value(r, b, r->tsv_cols[col], b->n, p, n, e)) != VDB_OK)
+			return rc;
+		col++;
+		if (tab == NULL)
+			break;
+		p = tab + 1;
+	}
+	if (col != r->tsv_ncols)
+		return bad(r, e, "%d columns, the header has %d", col, r->tsv_ncols);
+	return VDB_OK;
+}
+
+/* next_line: the next non-blank line, without its newline (or CR LF) */
+static int
+next_line(struct rec_reader *r, char **line, size_t *len, struct vdb_err *e)
+{
+	size_t scanned = 0;
+	int rc;
+
+	for (;;) {
+		unsigned char *nl = memchr(r->buf + r->pos + scanned, '\n',
+					   r->len - r->pos - scanned);
+		if (nl == NULL && !r->eof) {
+			scanned = r->len - r->pos;
+			if (scanned > REC_MAX_LINE) {
+				r->fatal = 1;
+				r->recno++;
+				return bad(r, e, "line longer than %u bytes", REC_MAX_LINE);
+			}
+			if ((rc = fill(r, scanned + 1, e)) != VDB_OK)
+				return rc;
+			continue;
+		}
+		size_t n = nl ? (size_t)(nl - (r->buf + r->pos)) : r->len - r->pos;
+		if (nl == NULL && n == 0)
+			return REC_EOF;
+		*line = (char *)r->buf + r->pos;
+		r->raw = r->buf + r->pos;
+		r->rawlen = n + (nl != NULL);
+		r->pos += n + (nl != NULL);
+		r->recno++;
+		scanned = 0;
+		if (n > 0 && (*line)[n - 1] == '\r')
+			n--;
+		size_t i = 0;
+		while (i < n && ((*line)[i] == ' ' || (*line)[i] == '\t'))
+			i++;
+		if (i == n)
+			continue; /* blank */
+		*len = n;
+		return VDB_OK;
+	}
+}
+
+/* ---- binary ---- */
+
+static int
+check_row(struct rec_reader *r, const float *v, struct vdb_err *e)
+{
+	for (uint32_t i = 0; i < r->sc->dim; i++)
+		if (!isfinite(v[i]))
+			return bad(r, e, "vector[%u] is %s", i, isnan(v[i]) ? "NaN" : "infinite");
+	return VDB_OK;
+}
+
+static int
+next_fvecs(struct rec_reader *r, struct batch *b, struct vdb_err *e)
+{
+	size_t dim = r->sc->dim, row = (dim + 1) * 4;
+	uint32_t d;
+	int rc;
+
+	if ((rc = fill(r, row, e)) != VDB_OK)
+		return rc;
+	if (r->len == r->pos)
+		return REC_EOF;
+	r->recno++;
+	r->raw = r->buf + r->pos;
+	if (r->len - r->pos < 4) {
+		r->fatal = 1;
+		r->rawlen = r->len - r->pos;
+		r->pos = r->len;
+		return bad(r, e, "truncated row header");
+	}
+	d = get_u32(r->buf + r->pos);
+	if (d != dim) {
+		/* rows say their own length: skip a sane one, stop on nonsense */
+		if (d == 0 || d > VDB_MAX_DIM || r->len - r->pos < 4 + (size_t)d * 4) {
+			r->fatal = 1;
+			r->rawlen = r->len - r->pos;
+			r->pos = r->len;
+			return bad(r, e, "wrong dimension (got %u, want %zu); cannot continue", d,
+				   dim);
+		}
+		r->rawlen = 4 + (size_t)d * 4;
+		r->pos += r->rawlen;
+		(*r->next_id)++;
+		return bad(r, e, "wrong dimension (got %u, want %zu)", d, dim);
+	}
+	if (r->len - r->pos < row) {
+		r->fatal = 1;
+		r->rawlen = r->len - r->pos;
+		r->pos = r->len;
+		return bad(r, e, "truncated row (%zu of %zu bytes)", r->rawlen, row);
+	}
+	r->rawlen = row;
+	float *dst = b->vec + b->n * dim;
+	memcpy(dst, r->buf + r->pos + 4, dim * 4);
+	r->pos += row;
+	b->ids[b->n] = (*r->next_id)++;
+	return check_row(r, dst, e);
+}
+
+static int
+next_npy(struct rec_reader *r, struct batch *b, struct vdb_err *e)
+{
+	size_t dim = r->sc->dim, row = dim * (r->npy_f8 ? 8 : 4);
+	float *dst = b->vec + b->n * dim;
+	int rc;
+
+	if ((rc = fill(r, row, e)) != VDB_OK)
+		return rc;
+	if (r->npy_left == 0) {
+		if (r->len != r->pos) {
+			r->fatal = 1;
+			r->recno++;
+			return bad(r, e, "%zu bytes after the last row the header promises",
+				   r->len - r->pos);
+		}
+		return REC_EOF;
+	}
+	r->recno++;
+	r->raw = r->buf + r->pos;
+	if (r->len - r->pos < row) {
+		r->fatal = 1;
+		r->rawlen = r->len - r->pos;
+		r->pos = r->len;
+		return bad(r, e, "truncated row (%zu of %zu bytes; %llu rows missing)", r->rawlen,
+			   row, (unsigned long long)r->npy_left);
+	}
+	if (r->npy_f8) {
+		for (size_t i = 0; i < dim; i++) {
+			double d;
+			memcpy(&d, r->buf + r->pos + 8 * i, 8);
+			if (isfinite(d) && fabs(d) > FLT_MAX)
+				d = INFINITY;
+			dst[i] = (float)d;
+		}
+	} else {
+		memcpy(dst, r->buf + r->pos, row);
+	}
+	r->rawlen = row;
+	r->pos += row;
+	r->npy_left--;
+	b->ids[b->n] = (*r->next_id)++;
+	return check_row(r, dst, e);
+}
+
+/* npy_header: version 1-3 header with descr '<f4' or '<f8', C order and
+ * a 2-d shape (rows, dim) */
+static int
+npy_header(struct rec_reader *r, struct vdb_err *e)
+{
+	size_t hlen, pre;
+	char *h, *p;
+	unsigned long long rows, cols;
+	int rc;
+
+	r->recno = 0;
+	if ((rc = fill(r, 12, e)) != VDB_OK)
+		return rc;
+	if (r->len < 10 || memcmp(r->buf, "\x93NUMPY", 6) != 0)
+		return vdb_err_set(e, VDB_EINPUT, "%s: not an npy file (bad magic)", r->name);
+	if (r->buf[6] == 1) {
+		hlen = get_u16(r->buf + 8);
+		pre = 10;
+	} else if (r->buf[6] == 2 || r->buf[6] == 3) {
+		if (r->len < 12)
+			return vdb_err_set(e, VDB_EINPUT, "%s: truncated npy header", r->name);
+		hlen = get_u32(r->buf + 8);
+		pre = 12;
+	} else {
+		return vdb_err_set(e, VDB_EINPUT, "%s: npy version %u unknown", r->name, r->buf[6]);
+	}
+	if (hlen > 1 << 20)
+		return vdb_err_set(e, VDB_EINPUT, "%s: npy header of %zu bytes", r->name, hlen);
+	if ((rc = fill(r, pre + hlen, e)) != VDB_OK)
+		return rc;
+	if (r->len < pre + hlen)
+		return vdb_err_set(e, VDB_EINPUT, "%s: truncated npy header", r->name);
+	h = malloc(hlen + 1);
+	if (h == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	memcpy(h, r->buf + pre, hlen);
+	h[hlen] = '\0';
+	rc = VDB_EINPUT;
+	if ((p = strstr(h, "'descr':")) == NULL)
+		goto bad_header;
+	p += 8;
+	while (*p == ' ')
+		p++;
+	if (strncmp(p, "'<f4'", 5) == 0)
+		r->npy_f8 = 0;
+	else if (strncmp(p, "'<f8'", 5) == 0)
+		r->npy_f8 = 1;
+	else {
+		vdb_err_set(e, VDB_EINPUT, "%s: npy dtype %.10s unsupported (want <f4 or <f8)",
+			    r->name, p);
+		goto out;
+	}
+	if ((p = strstr(h, "'fortran_order':")) == NULL)
+		goto bad_header;
+	p += 16;
+	while (*p == ' ')
+		p++;
+	if (strncmp(p, "False", 5) != 0) {
+		vdb_err_set(e, VDB_EINPUT, "%s: npy in Fortran order is unsupported", r->name);
+		goto out;
+	}
+	if ((p = strstr(h, "'shape':")) == NULL ||
+	    sscanf(p + 8, " (%llu, %llu)", &rows, &cols) != 2)
+		goto bad_header;
+	if (cols != r->sc->dim) {
+		vdb_err_set(e, VDB_EINPUT, "%s: wrong dimension (got %llu, want %u)", r->name, cols,
+			    r->sc->dim);
+		goto out;
+	}
+	r->npy_left = rows;
+	r->pos = pre + hlen;
+	rc = VDB_OK;
+	goto out;
+bad_header:
+	vdb_err_set(e, VDB_EINPUT, "%s: malformed npy header", r->name);
+out:
+	free(h);
+	return rc;
+}
+
+int
+rec_open(struct rec_reader *r, int format, const struct schema *sc, int fd, const char *name,
+	 int64_t *next_id, struct vdb_err *e)
+{
+	char *line;
+	size_t len;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->format = format;
+	r->sc = sc;
+	r->fd = fd;
+	r->name = name;
+	r->next_id = next_id;
+	if (format == FMT_NPY)
+		return npy_header(r, e);
+	if (format == FMT_TSV) {
+		rc = next_line(r, &line, &len, e);
+		if (rc == REC_EOF)
+			return bad(r, e, "no header line");
+		if (rc != VDB_OK)
+			return rc;
+		return tsv_header(r, line, len, e);
+	}
+	return VDB_OK;
+}
+
+void
+rec_close(struct rec_reader *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+}
+
+int
+rec_next(struct rec_reader *r, struct batch *b, struct vdb_err *e)
+{
+	char *line;
+	size_t len;
+	int rc;
+
+	if (r->fatal)
+		return REC_EOF;
+	if ((rc = batch_reserve(b, 1, e)) != VDB_OK)
+		return rc;
+	switch (r->format) {
+	case FMT_FVECS:
+		rc = next_fvecs(r, b, e);
+		break;
+	case FMT_NPY:
+		rc = next_npy(r, b, e);
+		break;
+	default:
+		rc = next_line(r, &line, &len, e);
+		if (rc != VDB_OK)
+			return rc;
+		rc = r->format == FMT_JSONL ? parse_json(r, line, len, b, e)
+					    : parse_tsv(r, line, len, b, e);
+		break;
+	}
+	if (rc == VDB_OK) {
+		if (r->sc->auto_id && r->format <= FMT_TSV)
+			b->ids[b->n] = 0; /* assigned when the batch commits */
+		b->n++;
+	}
+	return rc;
+}

@@ -1,0 +1,654 @@
+/* segment.c: segment objects.  Spec: formats/segment.md. */
+#include "segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "file.h"
+
+static const char hdr_magic[8] = {'V', 'D', 'B', 'S', 'E', 'G', '0', '1'};
+static const char foot_magic[8] = {'V', 'D', 'B', 'F', 'O', 'O', 'T', '1'};
+static const char end_magic[8] = {'V', 'D', 'B', 'S', 'E', 'G', 'N', 'D'};
+
+#define WBUF (8u << 20)
+#define ZSTD_LEVEL 3
+
+struct seg_writer {
+	struct store *st;
+	struct store_stage stage;
+	const struct schema *sc;
+	int64_t pid;
+	uint64_t off, rows;
+	EVP_MD_CTX *md;
+	unsigned char *buf; /* write buffer for the vector block */
+	size_t blen;
+	struct seg_col *cols;
+	uint32_t ncols;
+};
+
+void
+sha256_hex(const unsigned char sha[32], char hex[65])
+{
+	static const char d[] = "0123456789abcdef";
+	for (int i = 0; i < 32; i++) {
+		hex[2 * i] = d[sha[i] >> 4];
+		hex[2 * i + 1] = d[sha[i] & 15];
+	}
+	hex[64] = '\0';
+}
+
+static void
+sha256(const void *p, size_t n, unsigned char out[32])
+{
+	EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL);
+}
+
+static int
+flush_buf(struct seg_writer *w, struct vdb_err *e)
+{
+	int rc = file_write_all(w->stage.fd, w->buf, w->blen, w->stage.path, e);
+	w->blen = 0;
+	return rc;
+}
+
+/* emit: bytes of the current block: buffered, hashed, counted */
+static int
+emit(struct seg_writer *w, const void *p, size_t n, struct vdb_err *e)
+{
+	const unsigned char *q = p;
+	int rc;
+
+	EVP_DigestUpdate(w->md, p, n);
+	w->off += n;
+	while (n > 0) {
+		size_t k = WBUF - w->blen < n ? WBUF - w->blen : n;
+		memcpy(w->buf + w->blen, q, k);
+		w->blen += k;
+		q += k;
+		n -= k;
+		if (w->blen == WBUF && (rc = flush_buf(w, e)) != VDB_OK)
+			return rc;
+	}
+	return VDB_OK;
+}
+
+static int
+pad_block(struct seg_writer *w, struct vdb_err *e)
+{
+	static const unsigned char zero[SEG_ALIGN];
+	size_t pad = (SEG_ALIGN - w->off % SEG_ALIGN) % SEG_ALIGN;
+	return emit(w, zero, pad, e);
+}
+
+static struct seg_col *
+new_col(struct seg_writer *w, const char *name, int type, int enc)
+{
+	struct seg_col *nc = realloc(w->cols, (w->ncols + 1) * sizeof(*nc));
+	if (nc == NULL)
+		return NULL;
+	w->cols = nc;
+	nc = &w->cols[w->ncols++];
+	memset(nc, 0, sizeof(*nc));
+	snprintf(nc->name, sizeof(nc->name), "%s", name);
+	nc->type = type;
+	nc->enc = enc;
+	nc->off = w->off;
+	return nc;
+}
+
+int
+seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id,
+		 struct seg_writer **out, struct vdb_err *e)
+{
+	static const unsigned char zero[SEG_HDR];
+	struct seg_writer *w = calloc(1, sizeof(*w));
+	int rc;
+
+	if (w == NULL || (w->buf = malloc(WBUF)) == NULL || (w->md = EVP_MD_CTX_new()) == NULL) {
+		if (w)
+			free(w->buf);
+		free(w);
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	}
+	w->st = st;
+	w->sc = sc;
+	w->pid = partition_id;
+	w->stage.fd = -1;
+	if ((rc = store_stage(st, &w->stage, e)) != VDB_OK)
+		goto fail;
+	/* header placeholder: rewritten once the row count is known */
+	if ((rc = file_write_all(w->stage.fd, zero, SEG_HDR, w->stage.path, e)) != VDB_OK)
+		goto fail;
+	w->off = SEG_HDR;
+	if (new_col(w, "_vector", SC_VECTOR, SE_RAW) == NULL) {
+		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+		goto fail;
+	}
+	EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
+	*out = w;
+	return VDB_OK;
+fail:
+	seg_writer_abort(w);
+	return rc;
+}
+
+void
+seg_writer_abort(struct seg_writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->stage.path)
+		store_abort(w->st, &w->stage);
+	EVP_MD_CTX_free(w->md);
+	free(w->buf);
+	free(w->cols);
+	free(w);
+}
+
+int
+seg_writer_add_vectors(struct seg_writer *w, const float *v, size_t n, struct vdb_err *e)
+{
+	w->rows += n;
+	return emit(w, v, n * w->sc->dim * sizeof(float), e);
+}
+
+static int
+end_block(struct seg_writer *w, struct seg_col *c, struct vdb_err *e)
+{
+	unsigned int len;
+	int rc;
+
+	c->stored = w->off - c->off;
+	if ((rc = pad_block(w, e)) != VDB_OK)
+		return rc;
+	EVP_DigestFinal_ex(w->md, c->sha, &len);
+	return VDB_OK;
+}
+
+/* zstd_block: one compressed scalar column */
+static int
+zstd_block(struct seg_writer *w, const char *name, int type, const void *raw, size_t rawlen,
+	   struct vdb_err *e)
+{
+	size_t cap = ZSTD_compressBound(rawlen), n;
+	void *z = malloc(cap ? cap : 1);
+	struct seg_col *c;
+	int rc;
+
+	if (z == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory compressing %s", name);
+	n = ZSTD_compress(z, cap, raw, rawlen, ZSTD_LEVEL);
+	if (ZSTD_isError(n)) {
+		free(z);
+		return vdb_err_set(e, VDB_EINTERNAL, "zstd: %s", ZSTD_getErrorName(n));
+	}
+	if ((c = new_col(w, name, type, SE_ZSTD)) == NULL) {
+		free(z);
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	}
+	c->raw = rawlen;
+	EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
+	rc = emit(w, z, n, e);
+	free(z);
+	if (rc == VDB_OK)
+		rc = end_block(w, &w->cols[w->ncols - 1], e);
+	return rc;
+}
+
+static int
+string_block(struct seg_writer *w, const char *name, const struct col *c, size_t n,
+	     struct vdb_err *e)
+{
+	size_t bytes = n ? c->soff[n] : 0, rawlen = (n + 1) * 8 + bytes;
+	unsigned char *raw = malloc(rawlen);
+	int rc;
+
+	if (raw == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	if (n)
+		memcpy(raw, c->soff, (n + 1) * 8);
+	else
+		memset(raw, 0, 8);
+	if (bytes)
+		memcpy(raw + (n + 1) * 8, c->sbuf, bytes);
+	rc = zstd_block(w, name, SC_STRING, raw, rawlen, e);
+	free(raw);
+	return rc;
+}
+
+static size_t
+footer_size(const struct seg_writer *w)
+{
+	size_t sz = 48;
+	for (uint32_t i = 0; i < w->ncols; i++)
+		sz += 64 + ((strlen(w->cols[i].name) + 7) & ~(size_t)7);
+	return sz;
+}
+
+int
+seg_writer_finish(struct seg_writer *w, const struct batch *rows, struct seg_info *info,
+		  struct vdb_err *e)
+{
+	const struct schema *sc = w->sc;
+	unsigned char hdr[SEG_HDR], hsha[32], fsha[32], trailer[SEG_TRAILER], *foot = NULL, *q;
+	uint64_t min_ts = UINT64_MAX, max_ts = 0;
+	int64_t min_id = INT64_MAX, max_id = INT64_MIN;
+	size_t n = rows->n, flen;
+	char key[65];
+	int rc;
+
+	if (n != w->rows) {
+		rc = vdb_err_set(e, VDB_EINTERNAL, "segment has %llu vectors but %zu rows",
+				 (unsigned long long)w->rows, n);
+		goto fail;
+	}
+	if ((rc = end_block(w, &w->cols[0], e)) != VDB_OK)
+		goto fail;
+	w->cols[0].raw = w->cols[0].stored;
+	if ((rc = zstd_block(w, "_id", SC_INT64, rows->ids, n * 8, e)) != VDB_OK ||
+	    (rc = zstd_block(w, "_ts", SC_INT64, rows->ts, n * 8, e)) != VDB_OK)
+		goto fail;
+	for (uint32_t i = 0; i < sc->nfields; i++) {
+		const struct col *c = &rows->cols[i];
+		const char *name = sc->fields[i].name;
+		switch (c->type) {
+		case FT_INT64:
+			rc = zstd_block(w, name, SC_INT64, c->i64, n * 8, e);
+			break;
+		case FT_DOUBLE:
+			rc = zstd_block(w, name, SC_DOUBLE, c->f64, n * 8, e);
+			break;
+		case FT_BOOL:
+			rc = zstd_block(w, name, SC_BOOL, c->b, n, e);
+			break;
+		case FT_STRING:
+			rc = string_block(w, name, c, n, e);
+			break;
+		}
+		if (rc != VDB_OK)
+			goto fail;
+	}
+	if ((rc = flush_buf(w, e)) != VDB_OK)
+		goto fail;
+	for (size_t r = 0; r < n; r++) {
+		if (rows->ids[r] < min_id)
+			min_id = rows->ids[r];
+		if (rows->ids[r] > max_id)
+			max_id = rows->ids[r];
+		if (rows->ts[r] < min_ts)
+			min_ts = rows->ts[r];
+		if (rows->ts[r] > max_ts)
+			max_ts = rows->ts[r];
+	}
+	if (n == 0)
+		min_id = max_id = 0, min_ts = max_ts = 0;
+
+	memset(hdr, 0, sizeof(hdr));
+	memcpy(hdr, hdr_magic, 8);
+	put_u32(hdr + 8, 1);
+	put_u32(hdr + 12, SEG_HDR);
+	put_u64(hdr + 16, (uint64_t)sc->id);
+	put_u64(hdr + 24, (uint64_t)w->pid);
+	put_u64(hdr + 32, n);
+	put_u32(hdr + 40, sc->dim);
+	put_u32(hdr + 44, (uint32_t)sc->metric);
+	put_u64(hdr + 48, min_ts);
+	put_u64(hdr + 56, max_ts);
+	sha256(hdr, SEG_HDR, hsha);
+	if ((rc = file_pwrite_all(w->stage.fd, hdr, SEG_HDR, 0, w->stage.path, e)) != VDB_OK)
+		goto fail;
+
+	flen = footer_size(w);
+	foot = calloc(1, flen);
+	if (foot == NULL) {
+		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+		goto fail;
+	}
+	memcpy(foot, foot_magic, 8);
+	put_u32(foot + 8, w->ncols);
+	memcpy(foot + 16, hsha, 32);
+	q = foot + 48;
+	for (uint32_t i = 0; i < w->ncols; i++) {
+		const struct seg_col *c = &w->cols[i];
+		size_t nl = strlen(c->name);
+		put_u16(q, (uint16_t)nl);
+		q[2] = (unsigned char)c->type;
+		q[3] = (unsigned char)c->enc;
+		put_u64(q + 8, c->off);
+		put_u64(q + 16, c->stored);
+		put_u64(q + 24, c->raw);
+		memcpy(q + 32, c->sha, 32);
+		memcpy(q + 64, c->name, nl);
+		q += 64 + ((nl + 7) & ~(size_t)7);
+	}
+	sha256(foot, flen, fsha);
+	put_u64(trailer, w->off);
+	put_u64(trailer + 8, flen);
+	memcpy(trailer + 16, fsha, 32);
+	memcpy(trailer + 48, end_magic, 8);
+	if ((rc = file_write_all(w->stage.fd, foot, flen, w->stage.path, e)) != VDB_OK ||
+	    (rc = file_write_all(w->stage.fd, trailer, SEG_TRAILER, w->stage.path, e)) != VDB_OK)
+		goto fail;
+	sha256_hex(fsha, key);
+	if ((rc = store_commit(w->st, &w->stage, key, e)) != VDB_OK)
+		goto fail;
+	memset(info, 0, sizeof(*info));
+	info->collection_id = sc->id;
+	info->partition_id = w->pid;
+	memcpy(info->object, key, 65);
+	info->rows = n;
+	info->bytes = w->off + flen + SEG_TRAILER;
+	info->min_id = min_id;
+	info->max_id = max_id;
+	info->min_ts = min_ts;
+	info->max_ts = max_ts;
+	free(foot);
+	seg_writer_abort(w); /* stage already published: frees only */
+	return VDB_OK;
+fail:
+	free(foot);
+	seg_writer_abort(w);
+	return rc;
+}
+
+int
+seg_write(struct store *st, const struct batch *b, struct seg_info *info, struct vdb_err *e)
+{
+	struct seg_writer *w;
+	int rc;
+
+	if ((rc = seg_writer_begin(st, b->sc, b->partition_id, &w, e)) != VDB_OK)
+		return rc;
+	if ((rc = seg_writer_add_vectors(w, b->vec, b->n, e)) != VDB_OK) {
+		seg_writer_abort(w);
+		return rc;
+	}
+	return seg_writer_finish(w, b, info, e);
+}
+
+/* ---- reading ---- */
+
+static int
+corrupt(struct vdb_err *e, const char *what)
+{
+	return vdb_err_set(e, VDB_ECORRUPT, "%s", what);
+}
+
+static int
+parse(struct segment *s, struct vdb_err *e)
+{
+	const unsigned char *m = s->map, *t, *q, *end;
+	uint64_t foff, flen, prev_end = SEG_HDR;
+	unsigned char sha[32];
+
+	if (s->size < SEG_HDR + SEG_TRAILER)
+		return corrupt(e, "too short to be a segment");
+	t = m + s->size - SEG_TRAILER;
+	if (memcmp(t + 48, end_magic, 8) != 0)
+		return corrupt(e, "bad trailer magic");
+	foff = get_u64(t);
+	flen = get_u64(t + 8);
+	if (foff < SEG_HDR || flen < 48 || foff > s->size || flen > s->size - foff ||
+	    foff + flen != s->size - SEG_TRAILER)
+		return corrupt(e, "trailer points outside the object");
+	s->footer = m + foff;
+	s->footer_len = flen;
+	sha256(s->footer, flen, sha);
+	if (memcmp(sha, t + 16, 32) != 0)
+		return corrupt(e, "footer checksum mismatch");
+	if (memcmp(s->footer, foot_magic, 8) != 0)
+		return corrupt(e, "bad footer magic");
+	if (memcmp(m, hdr_magic, 8) != 0)
+		return corrupt(e, "bad header magic");
+	if (get_u32(m + 8) != 1 || get_u32(m + 12) != SEG_HDR)
+		return corrupt(e, "unknown segment version");
+	s->cid = get_u64(m + 16);
+	s->pid = get_u64(m + 24);
+	s->rows = get_u64(m + 32);
+	s->dim = get_u32(m + 40);
+	s->metric = (int)get_u32(m + 44);
+	s->min_ts = get_u64(m + 48);
+	s->max_ts = get_u64(m + 56);
+	if (s->dim == 0 || s->dim > VDB_MAX_DIM)
+		return corrupt(e, "bad dimension in header");
+	s->ncols = get_u32(s->footer + 8);
+	if (s->ncols < 3 || s->ncols > VDB_MAX_FIELDS + 3)
+		return corrupt(e, "bad column count");
+	s->cols = calloc(s->ncols, sizeof(*s->cols));
+	if (s->cols == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	q = s->footer + 48;
+	end = s->footer + flen;
+	for (uint32_t i = 0; i < s->ncols; i++) {
+		struct seg_col *c = &s->cols[i];
+		size_t nl;
+		if ((size_t)(end - q) < 64)
+			return corrupt(e, "footer truncated");
+		nl = get_u16(q);
+		if (nl == 0 || nl > VDB_MAX_NAME || (size_t)(end - q) < 64 + ((nl + 7) & ~7u))
+			return corrupt(e, "bad column name length");
+		c->type = q[2];
+		c->enc = q[3];
+		c->off = get_u64(q + 8);
+		c->stored = get_u64(q + 16);
+		c->raw = get_u64(q + 24);
+		memcpy(c->sha, q + 32, 32);
+		memcpy(c->name, q + 64, nl);
+		c->name[nl] = '\0';
+		q += 64 + ((nl + 7) & ~(size_t)7);
+		/* blocks tile the file: each starts where the last one's
+		 * padding ends, so every byte belongs to a hashed extent */
+		if (c->off != prev_end || c->stored > foff - c->off || c->type > SC_STRING ||
+		    c->enc > SE_ZSTD)
+			return corrupt(e, "column block out of place");
+		prev_end = c->off + ((c->stored + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1));
+		if (prev_end > foff)
+			return corrupt(e, "column block overlaps the footer");
+	}
+	if (q != end || prev_end != foff)
+		return corrupt(e, "footer and blocks do not tile the object");
+	if (strcmp(s->cols[0].name, "_vector") || s->cols[0].type != SC_VECTOR ||
+	    s->cols[0].enc != SE_RAW || s->cols[0].stored / 4 / s->dim != s->rows ||
+	    s->cols[0].stored != s->rows * s->dim * 4)
+		return corrupt(e, "vector block does not match the header");
+	if (strcmp(s->cols[1].name, "_id") || strcmp(s->cols[2].name, "_ts"))
+		return corrupt(e, "missing _id or _ts column");
+	s->vectors = (const float *)(const void *)(m + s->cols[0].off);
+	return VDB_OK;
+}
+
+int
+seg_open(const char *path, struct segment *s, struct vdb_err *e)
+{
+	struct stat st;
+	void *map;
+	int fd, rc;
+
+	memset(s, 0, sizeof(*s));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vdb_err_errno(e, errno == ENOENT ? VDB_ENOENT : VDB_ETEMP, "%s", path);
+	if (fstat(fd, &st) != 0) {
+		rc = vdb_err_errno(e, VDB_ETEMP, "%s: stat", path);
+		close(fd);
+		return rc;
+	}
+	if (st.st_size < SEG_HDR + SEG_TRAILER) {
+		close(fd);
+		return vdb_err_set(e, VDB_ECORRUPT, "%s: too short to be a segment", path);
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return vdb_err_errno(e, VDB_ETEMP, "%s: mmap", path);
+	s->map = map;
+	s->size = (size_t)st.st_size;
+	if ((rc = parse(s, e)) != VDB_OK) {
+		vdb_err_prefix(e, "%s: ", path);
+		seg_close(s);
+	}
+	return rc;
+}
+
+int
+seg_open_mem(const void *buf, size_t len, struct segment *s, struct vdb_err *e)
+{
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->map = buf;
+	s->size = len;
+	if ((rc = parse(s, e)) != VDB_OK) {
+		free(s->cols);
+		s->cols = NULL;
+	}
+	s->size = 0; /* not ours to unmap */
+	return rc;
+}
+
+void
+seg_close(struct segment *s)
+{
+	if (s->size)
+		munmap((void *)s->map, s->size);
+	free(s->cols);
+	memset(s, 0, sizeof(*s));
+}
+
+int
+seg_verify(const struct segment *s, const char *key, struct vdb_err *e)
+{
+	unsigned char sha[32];
+	char hex[65];
+
+	sha256(s->map, SEG_HDR, sha);
+	if (memcmp(sha, s->footer + 16, 32) != 0)
+		return corrupt(e, "header checksum mismatch");
+	for (uint32_t i = 0; i < s->ncols; i++) {
+		const struct seg_col *c = &s->cols[i];
+		uint64_t ext = (c->stored + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
+		sha256(s->map + c->off, ext, sha);
+		if (memcmp(sha, c->sha, 32) != 0)
+			return vdb_err_set(e, VDB_ECORRUPT,
+					   "block '%s' at offset %llu: checksum mismatch", c->name,
+					   (unsigned long long)c->off);
+	}
+	sha256(s->footer, s->footer_len, sha);
+	sha256_hex(sha, hex);
+	if (key && strcmp(hex, key) != 0)
+		return vdb_err_set(e, VDB_ECORRUPT, "content address mismatch (footer hashes to %s)",
+				   hex);
+	return VDB_OK;
+}
+
+/* column: decoded bytes of column c, exactly want bytes, malloc'd */
+static int
+column(const struct segment *s, const struct seg_col *c, size_t want, void **out,
+       struct vdb_err *e)
+{
+	void *p;
+	size_t n;
+
+	if (c->raw != want)
+		return vdb_err_set(e, VDB_ECORRUPT, "column '%s': %llu bytes, want %zu", c->name,
+				   (unsigned long long)c->raw, want);
+	p = malloc(want ? want : 1);
+	if (p == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	if (c->enc == SE_RAW) {
+		memcpy(p, s->map + c->off, want);
+	} else {
+		n = ZSTD_decompress(p, want, s->map + c->off, c->stored);
+		if (ZSTD_isError(n) || n != want) {
+			free(p);
+			return vdb_err_set(e, VDB_ECORRUPT, "column '%s': zstd: %s", c->name,
+					   ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short");
+		}
+	}
+	*out = p;
+	return VDB_OK;
+}
+
+int
+seg_load(const struct segment *s, struct batch *b, struct vdb_err *e)
+{
+	const struct schema *sc = b->sc;
+	size_t n = s->rows, base = b->n;
+	void *ids = NULL, *ts = NULL, *v = NULL;
+	int rc;
+
+	if (s->dim != sc->dim || s->ncols != sc->nfields + 3)
+		return vdb_err_set(e, VDB_ECORRUPT, "segment shape does not match the collection");
+	if (n > SIZE_MAX / 8 / (s->dim + 2))
+		return vdb_err_set(e, VDB_ECORRUPT, "segment row count %zu too large", n);
+	if ((rc = batch_reserve(b, n, e)) != VDB_OK)
+		return rc;
+	if ((rc = column(s, &s->cols[1], n * 8, &ids, e)) != VDB_OK ||
+	    (rc = column(s, &s->cols[2], n * 8, &ts, e)) != VDB_OK)
+		goto out;
+	memcpy(b->ids + base, ids, n * 8);
+	memcpy(b->ts + base, ts, n * 8);
+	memcpy(b->vec + base * sc->dim, s->vectors, n * sc->dim * 4);
+	b->partition_id = (int64_t)s->pid;
+	for (uint32_t i = 0; i < sc->nfields; i++) {
+		const struct seg_col *c = &s->cols[i + 3];
+		struct col *bc = &b->cols[i];
+		if (strcmp(c->name, sc->fields[i].name) != 0 || c->type != bc->type) {
+			rc = vdb_err_set(e, VDB_ECORRUPT, "column '%s' where '%s' belongs",
+					 c->name, sc->fields[i].name);
+			goto out;
+		}
+		free(v);
+		v = NULL;
+		switch (bc->type) {
+		case FT_INT64:
+		case FT_DOUBLE:
+			if ((rc = column(s, c, n * 8, &v, e)) != VDB_OK)
+				goto out;
+			memcpy(bc->type == FT_INT64 ? (void *)(bc->i64 + base)
+						    : (void *)(bc->f64 + base),
+			       v, n * 8);
+			break;
+		case FT_BOOL:
+			if ((rc = column(s, c, n, &v, e)) != VDB_OK)
+				goto out;
+			memcpy(bc->b + base, v, n);
+			break;
+		case FT_STRING: {
+			const uint64_t *off;
+			if (c->raw < (n + 1) * 8) {
+				rc = vdb_err_set(e, VDB_ECORRUPT, "string column too short");
+				goto out;
+			}
+			if ((rc = column(s, c, c->raw, &v, e)) != VDB_OK)
+				goto out;
+			off = v;
+			for (size_t r = 0; r < n; r++) {
+				const char *str = (const char *)v + (n + 1) * 8 + off[r];
+				if (off[r] > off[r + 1] || off[r + 1] > c->raw - (n + 1) * 8) {
+					rc = vdb_err_set(e, VDB_ECORRUPT, "string offsets");
+					goto out;
+				}
+				rc = batch_put_string(b, i, base + r, str, off[r + 1] - off[r], e);
+				if (rc != VDB_OK)
+					goto out;
+			}
+			break;
+		}
+		}
+	}
+	b->n = base + n;
+out:
+	free(ids);
+	free(ts);
+	free(v);
+	return rc;
+}
