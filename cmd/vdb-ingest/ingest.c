@@ -391,13 +391,15 @@ ingest_delete_fd(struct ingest *g, FILE *in, const char *name, struct vdb_err *e
 		char *p = line, *end;
 		long long v;
 		lineno++;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
 		while (*p == ' ' || *p == '\t')
 			p++;
-		if (*p == '\n' || *p == '\r' || *p == '\0')
+		if (*p == '\0')
 			continue;
 		errno = 0;
 		v = strtoll(p, &end, 10);
-		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+		while (*end == ' ' || *end == '\t')
 			end++;
 		if (end == p || *end || errno) {
 			rc = vdb_err_set(e, VDB_EINPUT, "%s:%llu: not an id: '%.40s'", name, lineno,
