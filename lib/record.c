@@ -656,6 +656,12 @@ rec_open(struct rec_reader *r, int format, const struct schema *sc, int fd, cons
 	r->fd = fd;
 	r->name = name;
 	r->next_id = next_id;
+	if ((format == FMT_FVECS || format == FMT_NPY) && sc->nfields > 0)
+		return vdb_err_set(e, VDB_EINPUT,
+				   "%s: %s rows hold only vectors, but collection '%s' has "
+				   "field '%s' (use JSONL or TSV)",
+				   name, format == FMT_NPY ? "npy" : "fvecs", sc->name,
+				   sc->fields[0].name);
 	if (format == FMT_NPY)
 		return npy_header(r, e);
 	if (format == FMT_TSV) {

@@ -126,6 +126,9 @@ expect_fail "npy: wrong dimension" 100 "d5.npy: wrong dimension \(got 5, want 4\
 expect_fail "npy: not npy" 100 "one.fvecs: not an npy file" vdb-ingest --format npy v "$TMP/one.fvecs"
 test_expect "nothing half-present after the binary failures" "[ \"\$(ids v | tr '\n' ' ')\" = '0 2 ' ]"
 
+expect_fail "fvecs into a collection with fields" 100 "one.fvecs: fvecs rows hold only vectors, but collection 'c' has field 'year'" \
+	vdb-ingest c "$TMP/one.fvecs"
+
 # hostile names
 for name in '../x' "a'b" 'x; DROP TABLE collections; --' '' 'ünï' "$(printf 'a%.0s' $(seq 300))"; do
 	expect_fail "hostile collection name '$(echo "$name" | cut -c1-20)'" 100 "bad collection name|collection name must be" \
