@@ -15,7 +15,8 @@ next(void)
 	state ^= state << 13;
 	state ^= state >> 7;
 	state ^= state << 17;
-	return (float)((state >> 40) & 0xffff) / 256.0f;
+	/* in [-1, 1), like normalised embeddings */
+	return (float)((state >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
 int
@@ -89,7 +90,7 @@ main(int argc, char **argv)
 			char *p = line;
 			p += sprintf(p, tsv ? "%lld\t" : "{\"id\":%lld,\"vector\":[", first + r);
 			for (int k = 0; k < dim; k++)
-				p += sprintf(p, k ? ",%g" : "%g", (double)v[k]);
+				p += sprintf(p, k ? ",%.9g" : "%.9g", (double)v[k]);
 			if (tsv)
 				p += fields ? sprintf(p, "\t%lld\tt%lld\n", 1950 + r % 70, r % 7)
 					    : sprintf(p, "\n");

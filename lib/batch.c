@@ -16,8 +16,17 @@ batch_init(struct batch *b, const struct schema *sc)
 }
 
 void
+batch_init_scalars(struct batch *b, const struct schema *sc)
+{
+	batch_init(b, sc);
+	b->novec = 1;
+}
+
+void
 batch_free(struct batch *b)
 {
+	int novec = b->novec;
+
 	free(b->ids);
 	free(b->ts);
 	free(b->vec);
@@ -30,6 +39,7 @@ batch_free(struct batch *b)
 		free(c->sbuf);
 	}
 	batch_init(b, b->sc);
+	b->novec = novec;
 }
 
 void
@@ -67,7 +77,7 @@ batch_reserve(struct batch *b, size_t more, struct vdb_err *e)
 		cap *= 2;
 	if (grow((void **)&b->ids, cap, sizeof(int64_t)) ||
 	    grow((void **)&b->ts, cap, sizeof(uint64_t)) ||
-	    grow((void **)&b->vec, cap, (size_t)dim * sizeof(float)))
+	    (!b->novec && grow((void **)&b->vec, cap, (size_t)dim * sizeof(float))))
 		goto oom;
 	for (uint32_t i = 0; i < b->sc->nfields; i++) {
 		struct col *c = &b->cols[i];
@@ -128,7 +138,8 @@ batch_copy_row(struct batch *dst, const struct batch *src, size_t r, struct vdb_
 		return rc;
 	dst->ids[d] = src->ids[r];
 	dst->ts[d] = src->ts[r];
-	memcpy(dst->vec + d * dim, src->vec + r * dim, dim * sizeof(float));
+	if (!dst->novec)
+		memcpy(dst->vec + d * dim, src->vec + r * dim, dim * sizeof(float));
 	for (uint32_t i = 0; i < dst->sc->nfields; i++) {
 		const struct col *s = &src->cols[i];
 		struct col *c = &dst->cols[i];
@@ -278,7 +289,8 @@ batch_decode(struct batch *b, const unsigned char *p, size_t len, struct vdb_err
 	q = p + PAYLOAD_INSERT_HDR;
 	memcpy(b->ids + base, q, (size_t)n * 8);
 	q += (size_t)n * 8;
-	memcpy(b->vec + base * dim, q, (size_t)n * dim * 4);
+	if (!b->novec)
+		memcpy(b->vec + base * dim, q, (size_t)n * dim * 4);
 	q += (size_t)n * dim * 4;
 	for (size_t r = 0; r < n; r++)
 		b->ts[base + r] = ts;

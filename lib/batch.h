@@ -26,6 +26,7 @@ struct batch {
 	int64_t *ids;
 	uint64_t *ts;
 	float *vec; /* n * dim */
+	int novec;  /* scalar columns only: vec stays NULL */
 	struct col cols[VDB_MAX_FIELDS];
 };
 
@@ -35,6 +36,9 @@ struct batch {
 #define PAYLOAD_DELETE_HDR 16
 
 void batch_init(struct batch *b, const struct schema *sc);
+/* batch_init_scalars: a batch that keeps ids, ts and fields but no
+ * vectors (a segment writer takes those directly) */
+void batch_init_scalars(struct batch *b, const struct schema *sc);
 void batch_free(struct batch *b);
 void batch_clear(struct batch *b);
 /* batch_reserve: room for n more rows */

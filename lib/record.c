@@ -226,6 +226,277 @@ out:
 	return rc;
 }
 
+
+/* ---- JSONL fast path ----
+ * jansson builds a tree with an allocation per value, which costs more
+ * than everything else in ingest together.  The common record — a flat
+ * object of numbers, plain ASCII strings, booleans and one array of
+ * numbers — is scanned here straight into the batch.  This accepts a
+ * strict subset of JSON and produces the values jansson would; anything
+ * else (escapes, non-ASCII, nesting, null, duplicate or unknown keys,
+ * any error) returns FAST_NO and the line goes to jansson, which stays
+ * the authority on what is valid and on every error message. */
+
+#define FAST_NO 1
+
+static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+				       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+				       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+struct scan {
+	const char *p, *end;
+};
+
+static void
+ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+/* fast_number: a JSON number; *is_int when it has no fraction or
+ * exponent.  Exact (Clinger's fast path) or strtod, as jansson does. */
+static int
+fast_number(struct scan *s, double *d, int64_t *i, int *is_int, int for_float)
+{
+	const char *start = s->p, *q = s->p;
+	uint64_t m = 0;
+	int digits = 0, frac = 0, neg = 0, exp = 0, eneg = 0;
+
+	if (q < s->end && *q == '-')
+		neg = 1, q++;
+	if (q >= s->end || *q < '0' || *q > '9')
+		return -1;
+	if (*q == '0' && q + 1 < s->end && q[1] >= '0' && q[1] <= '9')
+		return -1; /* leading zero: invalid JSON, jansson says so */
+	for (; q < s->end && *q >= '0' && *q <= '9'; q++, digits++)
+		m = m * 10 + (uint64_t)(*q - '0');
+	*is_int = 1;
+	if (q < s->end && *q == '.') {
+		*is_int = 0;
+		q++;
+		if (q >= s->end || *q < '0' || *q > '9')
+			return -1;
+		for (; q < s->end && *q >= '0' && *q <= '9'; q++, digits++, frac++)
+			m = m * 10 + (uint64_t)(*q - '0');
+	}
+	if (q < s->end && (*q == 'e' || *q == 'E')) {
+		*is_int = 0;
+		q++;
+		if (q < s->end && (*q == '+' || *q == '-'))
+			eneg = *q++ == '-';
+		if (q >= s->end || *q < '0' || *q > '9')
+			return -1;
+		for (; q < s->end && *q >= '0' && *q <= '9'; q++)
+			if (exp < 10000)
+				exp = exp * 10 + (*q - '0');
+	}
+	s->p = q;
+	if (digits > 19)
+		goto slow;
+	if (*is_int) {
+		if (m > (uint64_t)INT64_MAX + (uint64_t)neg)
+			return -1; /* jansson: integer overflow */
+		*i = neg ? (int64_t)(0 - m) : (int64_t)m;
+		*d = neg ? -(double)m : (double)m;
+		return 0;
+	}
+	exp = (eneg ? -exp : exp) - frac;
+	if (m <= (1ull << 53) && exp >= -22 && exp <= 22) {
+		*d = exp < 0 ? (double)m / pow10_exact[-exp] : (double)m * pow10_exact[exp];
+		if (neg)
+			*d = -*d;
+		return 0;
+	}
+	/* a value bound for float32 (17-digit exports of float32 data are
+	 * common): 64-bit-mantissa arithmetic is exact in m and 10^|exp|
+	 * and rounds once before the rounding to float — as close as the
+	 * double jansson would produce and round again */
+	if (for_float && exp >= -22 && exp <= 22) {
+		long double v = exp < 0 ? (long double)m / (long double)pow10_exact[-exp]
+					: (long double)m * (long double)pow10_exact[exp];
+		*d = (double)(neg ? -v : v);
+		return 0;
+	}
+slow : {
+	char tmp[64];
+	char *end;
+	if ((size_t)(q - start) >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, start, (size_t)(q - start));
+	tmp[q - start] = '\0';
+	errno = 0;
+	*d = strtod(tmp, &end);
+	if (errno || *end || *is_int)
+		return -1;
+	return 0;
+}
+}
+
+/* fast_string: a string without escapes, control bytes or non-ASCII */
+static int
+fast_string(struct scan *s, const char **str, size_t *len)
+{
+	const char *q;
+
+	if (s->p >= s->end || *s->p != '"')
+		return -1;
+	for (q = s->p + 1; q < s->end; q++) {
+		unsigned char c = (unsigned char)*q;
+		if (c == '"')
+			break;
+		if (c == '\\' || c < 0x20 || c >= 0x80)
+			return -1;
+	}
+	if (q >= s->end)
+		return -1;
+	*str = s->p + 1;
+	*len = (size_t)(q - s->p - 1);
+	s->p = q + 1;
+	return 0;
+}
+
+static int
+fast_vector(struct rec_reader *r, struct scan *s, float *out)
+{
+	uint32_t k = 0, dim = r->sc->dim;
+	double d;
+	int64_t i;
+	int is_int;
+
+	if (*s->p != '[')
+		return -1;
+	s->p++;
+	ws(s);
+	for (;;) {
+		if (k == dim || fast_number(s, &d, &i, &is_int, 1) != 0 || !isfinite(d) ||
+		    fabs(d) > FLT_MAX)
+			return -1;
+		out[k++] = (float)d;
+		ws(s);
+		if (s->p < s->end && *s->p == ',') {
+			s->p++;
+			ws(s);
+			continue;
+		}
+		if (s->p < s->end && *s->p == ']') {
+			s->p++;
+			return k == dim ? 0 : -1;
+		}
+		return -1;
+	}
+}
+
+static int
+fast_field(struct rec_reader *r, struct scan *s, struct batch *b, uint32_t f, size_t row)
+{
+	const struct field *fd = &r->sc->fields[f];
+	struct col *c = &b->cols[f];
+	const char *str;
+	size_t len;
+	double d;
+	int64_t i;
+	int is_int;
+
+	switch (fd->type) {
+	case FT_INT64:
+		if (fast_number(s, &d, &i, &is_int, 0) != 0 || !is_int)
+			return -1;
+		c->i64[row] = i;
+		return 0;
+	case FT_DOUBLE:
+		if (fast_number(s, &d, &i, &is_int, 0) != 0 || !isfinite(d))
+			return -1;
+		c->f64[row] = d;
+		return 0;
+	case FT_BOOL:
+		if (s->end - s->p >= 4 && memcmp(s->p, "true", 4) == 0) {
+			c->b[row] = 1;
+			s->p += 4;
+		} else if (s->end - s->p >= 5 && memcmp(s->p, "false", 5) == 0) {
+			c->b[row] = 0;
+			s->p += 5;
+		} else {
+			return -1;
+		}
+		return 0;
+	case FT_STRING:
+		if (fast_string(s, &str, &len) != 0 || len > fd->max_len)
+			return -1;
+		return batch_put_string(b, f, row, str, len, NULL) == VDB_OK ? 0 : -1;
+	}
+	return -1;
+}
+
+static int
+json_fast(struct rec_reader *r, const char *line, size_t len, struct batch *b)
+{
+	const struct schema *sc = r->sc;
+	struct scan s = {line, line + len};
+	uint64_t seen = 0, want;
+	size_t row = b->n;
+
+	ws(&s);
+	if (s.p >= s.end || *s.p++ != '{')
+		return FAST_NO;
+	ws(&s);
+	if (s.p < s.end && *s.p == '}')
+		return FAST_NO;
+	for (;;) {
+		const char *key;
+		size_t klen;
+		int bit;
+		if (fast_string(&s, &key, &klen) != 0)
+			return FAST_NO;
+		ws(&s);
+		if (s.p >= s.end || *s.p++ != ':')
+			return FAST_NO;
+		ws(&s);
+		if (s.p >= s.end)
+			return FAST_NO;
+		if (klen == 2 && memcmp(key, "id", 2) == 0) {
+			double d;
+			int is_int;
+			if (sc->auto_id || fast_number(&s, &d, &b->ids[row], &is_int, 0) != 0 || !is_int)
+				return FAST_NO;
+			bit = 62;
+		} else if (klen == 6 && memcmp(key, "vector", 6) == 0) {
+			if (fast_vector(r, &s, b->vec + row * sc->dim) != 0)
+				return FAST_NO;
+			bit = 63;
+		} else {
+			int f = -1;
+			for (uint32_t i = 0; i < sc->nfields; i++)
+				if (strlen(sc->fields[i].name) == klen &&
+				    memcmp(sc->fields[i].name, key, klen) == 0)
+					f = (int)i;
+			if (f < 0 || fast_field(r, &s, b, (uint32_t)f, row) != 0)
+				return FAST_NO;
+			bit = f;
+		}
+		if (seen & 1ull << bit)
+			return FAST_NO;
+		seen |= 1ull << bit;
+		ws(&s);
+		if (s.p < s.end && *s.p == ',') {
+			s.p++;
+			ws(&s);
+			continue;
+		}
+		if (s.p < s.end && *s.p == '}') {
+			s.p++;
+			break;
+		}
+		return FAST_NO;
+	}
+	ws(&s);
+	want = (sc->nfields ? (1ull << sc->nfields) - 1 : 0) | 1ull << 63 |
+	       (sc->auto_id ? 0 : 1ull << 62);
+	if (s.p != s.end || seen != want)
+		return FAST_NO;
+	return VDB_OK;
+}
+
 /* ---- TSV ---- */
 
 static int
@@ -704,8 +975,10 @@ rec_next(struct rec_reader *r, struct batch *b, struct vdb_err *e)
 		rc = next_line(r, &line, &len, e);
 		if (rc != VDB_OK)
 			return rc;
-		rc = r->format == FMT_JSONL ? parse_json(r, line, len, b, e)
-					    : parse_tsv(r, line, len, b, e);
+		if (r->format == FMT_TSV)
+			rc = parse_tsv(r, line, len, b, e);
+		else if ((rc = json_fast(r, line, len, b)) == FAST_NO)
+			rc = parse_json(r, line, len, b, e);
 		break;
 	}
 	if (rc == VDB_OK) {

@@ -9,94 +9,123 @@
 #include "file.h"
 #include "segment.h"
 
-struct parts {
-	const struct schema *sc;
-	struct batch *b; /* one per partition seen */
-	size_t n;
-	struct batch tmp;
+/* Rows stream from the log frames into one segment writer per
+ * partition, so sealing needs memory for a frame, not for a segment. */
+struct part {
+	int64_t pid;
+	int dropped; /* rows logged for a partition dropped since go with it */
+	struct seg_writer *w;
+	struct batch scal;
 };
 
-static struct batch *
-part_batch(struct parts *p, int64_t pid)
+struct sealer {
+	struct root *r;
+	const struct schema *sc;
+	uint64_t max_rows;
+	struct part *p;
+	size_t n;
+	struct batch frame;
+	struct seal_result *res;
+};
+
+static int
+part_get(struct sealer *s, int64_t pid, struct part **out, struct vdb_err *e)
 {
-	for (size_t i = 0; i < p->n; i++)
-		if (p->b[i].partition_id == pid)
-			return &p->b[i];
-	struct batch *nb = realloc(p->b, (p->n + 1) * sizeof(*nb));
-	if (nb == NULL)
-		return NULL;
-	p->b = nb;
-	batch_init(&p->b[p->n], p->sc);
-	p->b[p->n].partition_id = pid;
-	return &p->b[p->n++];
+	struct part *np;
+	int exists, rc;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (s->p[i].pid == pid) {
+			*out = &s->p[i];
+			return VDB_OK;
+		}
+	if ((rc = meta_partition_exists(s->r->meta, pid, &exists, e)) != VDB_OK)
+		return rc;
+	if ((np = realloc(s->p, (s->n + 1) * sizeof(*np))) == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	s->p = np;
+	np = &s->p[s->n++];
+	memset(np, 0, sizeof(*np));
+	np->pid = pid;
+	np->dropped = !exists;
+	batch_init_scalars(&np->scal, s->sc);
+	*out = np;
+	return VDB_OK;
+}
+
+/* part_finish: publish the segment being written for p */
+static int
+part_finish(struct sealer *s, struct part *p, struct vdb_err *e)
+{
+	struct seg_info *ns;
+	struct seg_writer *w = p->w;
+	int rc;
+
+	if (w == NULL)
+		return VDB_OK;
+	p->w = NULL;
+	if ((ns = realloc(s->res->segs, (s->res->nsegs + 1) * sizeof(*ns))) == NULL) {
+		seg_writer_abort(w);
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	}
+	s->res->segs = ns;
+	if ((rc = seg_writer_finish(w, &p->scal, &ns[s->res->nsegs], e)) != VDB_OK)
+		return rc;
+	s->res->nsegs++;
+	s->res->rows += p->scal.n;
+	batch_clear(&p->scal);
+	return VDB_OK;
 }
 
 static int
 on_frame(void *arg, const unsigned char *payload, size_t len, uint64_t off, struct vdb_err *e)
 {
-	struct parts *p = arg;
-	struct batch *dst;
+	struct sealer *s = arg;
+	struct part *p = NULL;
+	size_t at = 0;
 	int rc;
 
-	(void)off;
-	batch_clear(&p->tmp);
-	if ((rc = batch_decode(&p->tmp, payload, len, e)) != VDB_OK)
+	batch_clear(&s->frame);
+	if ((rc = batch_decode(&s->frame, payload, len, e)) != VDB_OK) {
+		vdb_err_prefix(e, "frame at offset %llu: ", (unsigned long long)off);
 		return rc;
-	if ((dst = part_batch(p, p->tmp.partition_id)) == NULL)
-		return vdb_err_set(e, VDB_ETEMP, "out of memory");
-	if ((rc = batch_reserve(dst, p->tmp.n, e)) != VDB_OK)
-		return rc;
-	for (size_t r = 0; r < p->tmp.n; r++)
-		if ((rc = batch_copy_row(dst, &p->tmp, r, e)) != VDB_OK)
-			return rc;
-	return VDB_OK;
-}
-
-/* write_part: rows of one partition as segments of at most max_rows */
-static int
-write_part(struct root *r, const struct batch *b, uint64_t max_rows, struct seal_result *res,
-	   struct vdb_err *e)
-{
-	struct batch chunk;
-	size_t step = max_rows ? max_rows : b->n;
-	int rc = VDB_OK;
-
-	batch_init(&chunk, b->sc);
-	chunk.partition_id = b->partition_id;
-	for (size_t at = 0; at < b->n && rc == VDB_OK; at += step) {
-		size_t k = b->n - at < step ? b->n - at : step;
-		struct seg_info *ns = realloc(res->segs, (res->nsegs + 1) * sizeof(*ns));
-		if (ns == NULL) {
-			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
-			break;
-		}
-		res->segs = ns;
-		batch_clear(&chunk);
-		for (size_t i = 0; i < k && rc == VDB_OK; i++)
-			rc = batch_copy_row(&chunk, b, at + i, e);
-		if (rc == VDB_OK)
-			rc = seg_write(r->store, &chunk, &res->segs[res->nsegs], e);
-		if (rc == VDB_OK) {
-			res->nsegs++;
-			res->rows += k;
-		}
 	}
-	batch_free(&chunk);
-	return rc;
+	if ((rc = part_get(s, s->frame.partition_id, &p, e)) != VDB_OK || p->dropped)
+		return rc;
+	while (at < s->frame.n) {
+		size_t k = s->frame.n - at;
+		if (s->max_rows && k > s->max_rows - p->scal.n)
+			k = s->max_rows - p->scal.n;
+		if (p->w == NULL &&
+		    (rc = seg_writer_begin(s->r->store, s->sc, p->pid, &p->w, e)) != VDB_OK)
+			return rc;
+		if ((rc = seg_writer_add_vectors(p->w, s->frame.vec + at * s->sc->dim, k, e)) !=
+		    VDB_OK)
+			return rc;
+		if ((rc = batch_reserve(&p->scal, k, e)) != VDB_OK)
+			return rc;
+		for (size_t i = 0; i < k; i++)
+			if ((rc = batch_copy_row(&p->scal, &s->frame, at + i, e)) != VDB_OK)
+				return rc;
+		at += k;
+		if (s->max_rows && p->scal.n >= s->max_rows && (rc = part_finish(s, p, e)) != VDB_OK)
+			return rc;
+	}
+	return VDB_OK;
 }
 
 int
 seal_collection(struct root *r, const struct schema *sc, struct logstream *ls,
 		uint64_t max_rows, struct seal_result *res, struct vdb_err *e)
 {
-	struct parts parts = {.sc = sc};
+	struct sealer sl = {.r = r, .sc = sc, .max_rows = max_rows, .res = res};
 	uint32_t sealed, last = 0, *seqs = NULL;
 	size_t nseq = 0;
 	char *lockpath;
 	int lockfd = -1, rc;
 
 	memset(res, 0, sizeof(*res));
-	batch_init(&parts.tmp, sc);
+	batch_init(&sl.frame, sc);
 	lockpath = path_join(ls->dir, "seal.lock");
 	if (lockpath == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
@@ -133,7 +162,7 @@ seal_collection(struct root *r, const struct schema *sc, struct logstream *ls,
 			free(path);
 			goto out;
 		}
-		rc = log_scan_fd(fd, path, LOG_KIND_INSERT, sc->id, 0, on_frame, &parts, &scan, e);
+		rc = log_scan_fd(fd, path, LOG_KIND_INSERT, sc->id, 0, on_frame, &sl, &scan, e);
 		close(fd);
 		if (rc == VDB_OK && scan.torn)
 			rc = vdb_err_set(e, VDB_ECORRUPT,
@@ -145,13 +174,8 @@ seal_collection(struct root *r, const struct schema *sc, struct logstream *ls,
 		if (rc != VDB_OK)
 			goto out;
 	}
-	for (size_t i = 0; i < parts.n && rc == VDB_OK; i++) {
-		int exists;
-		/* rows logged for a partition dropped since are dropped with it */
-		rc = meta_partition_exists(r->meta, parts.b[i].partition_id, &exists, e);
-		if (rc == VDB_OK && exists)
-			rc = write_part(r, &parts.b[i], max_rows, res, e);
-	}
+	for (size_t i = 0; i < sl.n && rc == VDB_OK; i++)
+		rc = part_finish(&sl, &sl.p[i], e);
 	if (rc != VDB_OK)
 		goto out;
 	if ((rc = meta_seal_commit(r->meta, sc->id, res->segs, res->nsegs, last, e)) != VDB_OK)
@@ -174,10 +198,12 @@ out:
 		res->nsegs = 0;
 		res->rows = 0;
 	}
-	for (size_t i = 0; i < parts.n; i++)
-		batch_free(&parts.b[i]);
-	free(parts.b);
-	batch_free(&parts.tmp);
+	for (size_t i = 0; i < sl.n; i++) {
+		seg_writer_abort(sl.p[i].w);
+		batch_free(&sl.p[i].scal);
+	}
+	free(sl.p);
+	batch_free(&sl.frame);
 	free(seqs);
 	file_unlock(lockfd);
 	return rc;

@@ -43,7 +43,7 @@ int
 ingest_open(struct ingest *g, struct vdb_err *e)
 {
 	batch_init(&g->batch, &g->sc);
-	batch_init(&g->scal, &g->sc);
+	batch_init_scalars(&g->scal, &g->sc);
 	g->batch.partition_id = g->scal.partition_id = g->pid;
 	idmap_init(&g->seen);
 	g->t0 = g->tlast = now();
