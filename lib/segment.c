@@ -22,23 +22,34 @@ static const char end_magic[8] = {'V', 'D', 'B', 'S', 'E', 'G', 'N', 'D'};
 #define WBUF (8u << 20)
 #define ZSTD_LEVEL 3
 
+/* The writer is double-buffered: the caller's thread hashes and copies
+ * rows into one buffer while a second thread write()s the other and
+ * pushes it to the disk, so a bulk import keeps both cores and the disk
+ * busy at once and the fsync at commit finds little left to do. */
 struct seg_writer {
 	struct store *st;
-	/* writeback thread: flushes [0, wb_target) while we go on writing */
-	pthread_t wb;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	uint64_t wb_target, wb_done;
-	int wb_running, wb_stop;
 	struct store_stage stage;
 	const struct schema *sc;
 	int64_t pid;
-	uint64_t off, rows;
+	uint64_t off, rows; /* bytes emitted so far (the next block's offset) */
 	EVP_MD_CTX *md;
-	unsigned char *buf; /* write buffer for the vector block */
-	size_t blen;
+	unsigned char *buf[2];
+	size_t blen; /* fill of buf[cur] */
+	uint64_t bstart; /* file offset of buf[cur] */
+	int cur;
 	struct seg_col *cols;
 	uint32_t ncols;
+
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int running, stop;
+	int busy[2];		 /* buffer queued or being written */
+	uint64_t boff[2];	 /* its file offset and length */
+	size_t bl[2];
+	int next;		 /* which buffer the thread writes next */
+	int werr;		 /* errno of a failed write, 0 if none */
+	uint64_t prev_off, prev_len; /* last range handed to the disk */
 };
 
 void
@@ -58,76 +69,117 @@ sha256(const void *p, size_t n, unsigned char out[32])
 	EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL);
 }
 
-/* The disk works while we compute: a second thread pushes what is
- * written to the disk, so the fsync at commit finds little left and a
- * bulk import runs at the disk's rate, not disk time plus CPU time. */
+static int
+pwrite_full(int fd, const unsigned char *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t k = pwrite(fd, p, n, (off_t)off);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		p += k;
+		off += (uint64_t)k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
 static void *
-wb_main(void *arg)
+writer_main(void *arg)
 {
 	struct seg_writer *w = arg;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->wb_stop && w->wb_done >= w->wb_target)
+		int b = w->next;
+		while (!w->busy[b] && !w->stop)
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (w->wb_done >= w->wb_target)
+		if (!w->busy[b])
 			break;
-		uint64_t from = w->wb_done, to = w->wb_target;
 		pthread_mutex_unlock(&w->mu);
-		sync_file_range(w->stage.fd, (off_t)from, (off_t)(to - from),
-				SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-					SYNC_FILE_RANGE_WAIT_AFTER);
+		int err = w->werr ? 0 : pwrite_full(w->stage.fd, w->buf[b], w->bl[b], w->boff[b]);
+		if (!err) {
+			/* start this range; wait for the one before, so no more than
+			 * two buffers' worth is ever dirty */
+			sync_file_range(w->stage.fd, (off_t)w->boff[b], (off_t)w->bl[b],
+					SYNC_FILE_RANGE_WRITE);
+			if (w->prev_len)
+				sync_file_range(w->stage.fd, (off_t)w->prev_off, (off_t)w->prev_len,
+						SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+							SYNC_FILE_RANGE_WAIT_AFTER);
+			w->prev_off = w->boff[b];
+			w->prev_len = w->bl[b];
+		}
 		pthread_mutex_lock(&w->mu);
-		w->wb_done = to;
+		if (err && !w->werr)
+			w->werr = err;
+		w->busy[b] = 0;
+		w->next = !b;
+		pthread_cond_broadcast(&w->cv);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
-static void
-start_writeback(struct seg_writer *w, uint64_t written)
-{
-	if (!w->wb_running)
-		return;
-	pthread_mutex_lock(&w->mu);
-	if (written - w->wb_target >= WBUF) {
-		w->wb_target = written;
-		pthread_cond_signal(&w->cv);
-	}
-	pthread_mutex_unlock(&w->mu);
-}
-
-static void
-stop_writeback(struct seg_writer *w)
-{
-	if (!w->wb_running)
-		return;
-	pthread_mutex_lock(&w->mu);
-	w->wb_stop = 1;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-	pthread_join(w->wb, NULL);
-	w->wb_running = 0;
-}
-
 static int
-write_out(struct seg_writer *w, const void *p, size_t n, struct vdb_err *e)
+writer_failed(struct seg_writer *w, struct vdb_err *e)
 {
-	int rc = file_write_all(w->stage.fd, p, n, w->stage.path, e);
-	if (rc == VDB_OK)
-		start_writeback(w, w->off);
-	return rc;
+	errno = w->werr;
+	return vdb_err_errno(e, VDB_ETEMP, "%s: write", w->stage.path);
 }
 
+/* flush_buf: hand buf[cur] to the thread; continue in the other one */
 static int
 flush_buf(struct seg_writer *w, struct vdb_err *e)
 {
-	int rc = write_out(w, w->buf, w->blen, e);
+	int err;
+
+	if (w->blen == 0)
+		return VDB_OK;
+	if (!w->running) {
+		err = pwrite_full(w->stage.fd, w->buf[w->cur], w->blen, w->bstart);
+		if (err)
+			w->werr = err;
+	} else {
+		pthread_mutex_lock(&w->mu);
+		w->busy[w->cur] = 1;
+		w->boff[w->cur] = w->bstart;
+		w->bl[w->cur] = w->blen;
+		pthread_cond_broadcast(&w->cv);
+		w->cur = !w->cur;
+		while (w->busy[w->cur])
+			pthread_cond_wait(&w->cv, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+	}
+	w->bstart += w->blen;
 	w->blen = 0;
+	return w->werr ? writer_failed(w, e) : VDB_OK;
+}
+
+/* drain: every emitted byte written; the thread stopped */
+static int
+drain(struct seg_writer *w, struct vdb_err *e)
+{
+	int rc = flush_buf(w, e);
+
+	if (w->running) {
+		pthread_mutex_lock(&w->mu);
+		while (w->busy[0] || w->busy[1])
+			pthread_cond_wait(&w->cv, &w->mu);
+		w->stop = 1;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->th, NULL);
+		w->running = 0;
+	}
+	if (rc == VDB_OK && w->werr)
+		rc = writer_failed(w, e);
 	return rc;
 }
 
-/* emit: bytes of the current block: buffered, hashed, counted */
+/* emit: bytes of the current block: hashed, buffered, counted */
 static int
 emit(struct seg_writer *w, const void *p, size_t n, struct vdb_err *e)
 {
@@ -135,21 +187,10 @@ emit(struct seg_writer *w, const void *p, size_t n, struct vdb_err *e)
 	int rc;
 
 	EVP_DigestUpdate(w->md, p, n);
-	if (w->blen == 0) {
-		/* large: no copy, in pieces the writeback thread can follow */
-		while (n >= WBUF / 4) {
-			size_t k = n < WBUF ? n : WBUF;
-			w->off += k;
-			if ((rc = write_out(w, q, k, e)) != VDB_OK)
-				return rc;
-			q += k;
-			n -= k;
-		}
-	}
 	w->off += n;
 	while (n > 0) {
 		size_t k = WBUF - w->blen < n ? WBUF - w->blen : n;
-		memcpy(w->buf + w->blen, q, k);
+		memcpy(w->buf[w->cur] + w->blen, q, k);
 		w->blen += k;
 		q += k;
 		n -= k;
@@ -191,30 +232,31 @@ seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id
 	struct seg_writer *w = calloc(1, sizeof(*w));
 	int rc;
 
-	if (w == NULL || (w->buf = malloc(WBUF)) == NULL || (w->md = EVP_MD_CTX_new()) == NULL) {
-		if (w)
-			free(w->buf);
-		free(w);
+	if (w == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
-	}
+	w->stage.fd = -1;
 	w->st = st;
 	w->sc = sc;
 	w->pid = partition_id;
-	w->stage.fd = -1;
+	if ((w->buf[0] = malloc(WBUF)) == NULL || (w->buf[1] = malloc(WBUF)) == NULL ||
+	    (w->md = EVP_MD_CTX_new()) == NULL) {
+		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+		goto fail;
+	}
 	if ((rc = store_stage(st, &w->stage, e)) != VDB_OK)
 		goto fail;
 	/* header placeholder: rewritten once the row count is known */
-	if ((rc = file_write_all(w->stage.fd, zero, SEG_HDR, w->stage.path, e)) != VDB_OK)
+	if ((rc = file_pwrite_all(w->stage.fd, zero, SEG_HDR, 0, w->stage.path, e)) != VDB_OK)
 		goto fail;
-	w->off = SEG_HDR;
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	w->wb_running = pthread_create(&w->wb, NULL, wb_main, w) == 0;
+	w->off = w->bstart = SEG_HDR;
 	if (new_col(w, "_vector", SC_VECTOR, SE_RAW) == NULL) {
 		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
 		goto fail;
 	}
 	EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->running = pthread_create(&w->th, NULL, writer_main, w) == 0;
 	*out = w;
 	return VDB_OK;
 fail:
@@ -227,11 +269,13 @@ seg_writer_abort(struct seg_writer *w)
 {
 	if (w == NULL)
 		return;
-	stop_writeback(w);
+	if (w->running)
+		drain(w, NULL);
 	if (w->stage.path)
 		store_abort(w->st, &w->stage);
 	EVP_MD_CTX_free(w->md);
-	free(w->buf);
+	free(w->buf[0]);
+	free(w->buf[1]);
 	free(w->cols);
 	free(w);
 }
@@ -359,7 +403,7 @@ seg_writer_finish(struct seg_writer *w, const struct batch *rows, struct seg_inf
 		if (rc != VDB_OK)
 			goto fail;
 	}
-	if ((rc = flush_buf(w, e)) != VDB_OK)
+	if ((rc = drain(w, e)) != VDB_OK)
 		goto fail;
 	for (size_t r = 0; r < n; r++) {
 		if (rows->ids[r] < min_id)
@@ -417,11 +461,12 @@ seg_writer_finish(struct seg_writer *w, const struct batch *rows, struct seg_inf
 	put_u64(trailer + 8, flen);
 	memcpy(trailer + 16, fsha, 32);
 	memcpy(trailer + 48, end_magic, 8);
-	if ((rc = file_write_all(w->stage.fd, foot, flen, w->stage.path, e)) != VDB_OK ||
-	    (rc = file_write_all(w->stage.fd, trailer, SEG_TRAILER, w->stage.path, e)) != VDB_OK)
+	if ((rc = file_pwrite_all(w->stage.fd, foot, flen, (off_t)w->off, w->stage.path, e)) !=
+		    VDB_OK ||
+	    (rc = file_pwrite_all(w->stage.fd, trailer, SEG_TRAILER, (off_t)(w->off + flen),
+				  w->stage.path, e)) != VDB_OK)
 		goto fail;
 	sha256_hex(fsha, key);
-	stop_writeback(w);
 	if ((rc = store_commit(w->st, &w->stage, key, e)) != VDB_OK)
 		goto fail;
 	memset(info, 0, sizeof(*info));

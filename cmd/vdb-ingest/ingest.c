@@ -302,8 +302,9 @@ ingest_fd(struct ingest *g, int fd, const char *name, struct vdb_err *e)
 		}
 		if (rc != VDB_OK)
 			break;
-		/* a second record with an id already in this batch */
-		if (!g->sc.auto_id) {
+		/* a second record with an id already in this batch (fvecs and
+		 * npy rows number themselves: no duplicates possible) */
+		if (!g->sc.auto_id && g->format != FMT_FVECS && g->format != FMT_NPY) {
 			int dup = idmap_put(&g->seen, g->batch.ids[g->batch.n - 1], 0);
 			if (dup < 0) {
 				rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
