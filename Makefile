@@ -40,7 +40,7 @@ endef
 $(foreach p,$(PROGS),$(eval $(call prog,$(p))))
 
 # test-data generator used by t/ and bench/ (not installed)
-$(BUILD)/bin/vdb-gen: $(BUILD)/bench/gen.o
+$(BUILD)/bin/vdb-gen: $(BUILD)/t/bench/gen.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
 
@@ -56,13 +56,26 @@ unit: $(UNIT_BIN)
 	@sh t/run-unit.sh $(UNIT_BIN)
 
 asan:
-	$(MAKE) BUILD=build-asan SANITIZE=address,undefined OPT=-O1 check
+	$(MAKE) BUILD=build-asan SANITIZE=address,undefined OPT=-O1 CRASH_TRIALS=$(ASAN_TRIALS) check
+
+ASAN_TRIALS ?= 60
+
+# The README's first command ends here: a real run on the embedded default.
+demo: all
+	rm -rf demo-root
+	$(BUILD)/bin/vdb-admin init demo-root
+	$(BUILD)/bin/vdb-meta -d demo-root create docs --dim 16 --field year:int64 --field tag:string:16
+	$(BUILD)/bin/vdb-gen -f jsonl -n 50000 -d 16 -y | $(BUILD)/bin/vdb-ingest -d demo-root docs | tail -2
+	$(BUILD)/bin/vdb-ingest -d demo-root --flush docs
+	$(BUILD)/bin/vdb-meta -d demo-root show docs
+	$(BUILD)/bin/vdb-admin -d demo-root verify
+	$(BUILD)/bin/vdb-admin -d demo-root dump docs | head -c 300; echo
 
 soak: all
 	BUILD=$(abspath $(BUILD)) CRASH_TRIALS=2000 sh t/t1400-ingest-crash.sh
 
 bench: all
-	BUILD=$(abspath $(BUILD)) sh bench/ingest.sh
+	BUILD=$(abspath $(BUILD)) sh t/bench/ingest.sh
 
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
@@ -71,15 +84,15 @@ install: all
 	cp $(MAN7) $(DESTDIR)$(PREFIX)/share/man/man7/
 
 format-check:
-	clang-format --dry-run -Werror lib/*.c lib/*.h cmd/*/*.c t/unit/*.c bench/*.c
+	clang-format --dry-run -Werror lib/*.c lib/*.h cmd/*/*.c cmd/*/*.h t/unit/*.c t/bench/*.c
 
 format:
-	clang-format -i lib/*.c lib/*.h cmd/*/*.c t/unit/*.c bench/*.c
+	clang-format -i lib/*.c lib/*.h cmd/*/*.c cmd/*/*.h t/unit/*.c t/bench/*.c
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan demo-root
 
-.PHONY: all check unit asan soak bench install format format-check clean
+.PHONY: all check unit asan soak bench demo install format format-check clean
 .PRECIOUS: $(BUILD)/%.o $(BUILD)/t/unit/%.o
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

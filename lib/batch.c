@@ -110,7 +110,7 @@ oom:
 
 int
 batch_put_string(struct batch *b, uint32_t f, size_t r, const char *s, size_t len,
-		 struct vdb_err *e)
+                 struct vdb_err *e)
 {
 	struct col *c = &b->cols[f];
 	uint64_t start = c->soff[r];
@@ -155,7 +155,7 @@ batch_copy_row(struct batch *dst, const struct batch *src, size_t r, struct vdb_
 			break;
 		case FT_STRING:
 			rc = batch_put_string(dst, i, d, s->sbuf + s->soff[r],
-					      s->soff[r + 1] - s->soff[r], e);
+			                      s->soff[r + 1] - s->soff[r], e);
 			if (rc != VDB_OK)
 				return rc;
 			break;
@@ -192,7 +192,7 @@ batch_payload_size(const struct batch *b)
  * as they lie in memory. */
 int
 batch_encode(const struct batch *b, uint64_t ts, unsigned char **out, size_t *len,
-	     struct vdb_err *e)
+             struct vdb_err *e)
 {
 	size_t n = b->n, sz = batch_payload_size(b);
 	unsigned char *p, *q;
@@ -276,8 +276,8 @@ batch_decode(struct batch *b, const unsigned char *p, size_t len, struct vdb_err
 		return vdb_err_set(e, VDB_ECORRUPT, "not an insert payload");
 	if (get_u32(p + 4) != b->sc->nfields || get_u32(p + 28) != dim)
 		return vdb_err_set(e, VDB_ECORRUPT,
-				   "payload shape (%u fields, dim %u) does not match the schema",
-				   get_u32(p + 4), get_u32(p + 28));
+		                   "payload shape (%u fields, dim %u) does not match the schema",
+		                   get_u32(p + 4), get_u32(p + 28));
 	ts = get_u64(p + 8);
 	b->partition_id = (int64_t)get_u64(p + 16);
 	n = get_u32(p + 24);
@@ -323,7 +323,8 @@ batch_decode(struct batch *b, const unsigned char *p, size_t len, struct vdb_err
 			for (size_t r = 0; r < n; r++) {
 				uint32_t l = get_u32(lens + 4 * r);
 				if (l > b->sc->fields[i].max_len)
-					return vdb_err_set(e, VDB_ECORRUPT, "string longer than field");
+					return vdb_err_set(e, VDB_ECORRUPT,
+					                   "string longer than field");
 				if ((rc = batch_put_string(b, i, base + r, (const char *)s, l, e)))
 					return rc;
 				s += l;
@@ -336,7 +337,7 @@ batch_decode(struct batch *b, const unsigned char *p, size_t len, struct vdb_err
 	}
 	if (q != end)
 		return vdb_err_set(e, VDB_ECORRUPT, "%zu stray bytes after the last column",
-				   (size_t)(end - q));
+		                   (size_t)(end - q));
 	b->n = base + n;
 	return VDB_OK;
 short_payload:
@@ -345,7 +346,7 @@ short_payload:
 
 int
 delete_encode(const int64_t *ids, size_t n, uint64_t ts, unsigned char **out, size_t *len,
-	      struct vdb_err *e)
+              struct vdb_err *e)
 {
 	size_t sz = PAYLOAD_DELETE_HDR + n * 8;
 	unsigned char *p = malloc(sz);
@@ -365,14 +366,14 @@ delete_encode(const int64_t *ids, size_t n, uint64_t ts, unsigned char **out, si
 
 int
 delete_decode(const unsigned char *p, size_t len, const int64_t **ids, size_t *n, uint64_t *ts,
-	      struct vdb_err *e)
+              struct vdb_err *e)
 {
 	if (len < PAYLOAD_DELETE_HDR || p[0] != PAYLOAD_DELETE || p[1] != 1)
 		return vdb_err_set(e, VDB_ECORRUPT, "not a delete payload");
 	*n = get_u32(p + 4);
 	if ((len - PAYLOAD_DELETE_HDR) / 8 != *n || (len - PAYLOAD_DELETE_HDR) % 8)
 		return vdb_err_set(e, VDB_ECORRUPT, "delete payload length does not match %zu ids",
-				   *n);
+		                   *n);
 	*ts = get_u64(p + 8);
 	*ids = (const int64_t *)(const void *)(p + PAYLOAD_DELETE_HDR);
 	return VDB_OK;

@@ -26,7 +26,7 @@ struct batch {
 	int64_t *ids;
 	uint64_t *ts;
 	float *vec; /* n * dim */
-	int novec;  /* scalar columns only: vec stays NULL */
+	int novec; /* scalar columns only: vec stays NULL */
 	struct col cols[VDB_MAX_FIELDS];
 };
 
@@ -45,7 +45,7 @@ void batch_clear(struct batch *b);
 int batch_reserve(struct batch *b, size_t more, struct vdb_err *e);
 /* batch_put_string: the string of field f in row r; rows fill in order */
 int batch_put_string(struct batch *b, uint32_t f, size_t r, const char *s, size_t len,
-		     struct vdb_err *e);
+                     struct vdb_err *e);
 /* batch_truncate: drop rows from n on (undo a half-read row) */
 void batch_truncate(struct batch *b, size_t n);
 /* batch_copy_row: append row r of src (same schema) to dst */
@@ -53,7 +53,7 @@ int batch_copy_row(struct batch *dst, const struct batch *src, size_t r, struct 
 size_t batch_payload_size(const struct batch *b);
 /* batch_encode: the insert payload for all rows, stamped with ts */
 int batch_encode(const struct batch *b, uint64_t ts, unsigned char **out, size_t *len,
-		 struct vdb_err *e);
+                 struct vdb_err *e);
 /* batch_decode: append the rows of an insert payload; VDB_ECORRUPT if it
  * does not match the schema or its own lengths */
 int batch_decode(struct batch *b, const unsigned char *p, size_t len, struct vdb_err *e);
@@ -62,8 +62,8 @@ int payload_peek(const unsigned char *p, size_t len, int *kind, uint32_t *rows, 
 
 /* delete payloads: ids plus one timestamp */
 int delete_encode(const int64_t *ids, size_t n, uint64_t ts, unsigned char **out, size_t *len,
-		  struct vdb_err *e);
-int delete_decode(const unsigned char *p, size_t len, const int64_t **ids, size_t *n,
-		  uint64_t *ts, struct vdb_err *e);
+                  struct vdb_err *e);
+int delete_decode(const unsigned char *p, size_t len, const int64_t **ids, size_t *n, uint64_t *ts,
+                  struct vdb_err *e);
 
 #endif

@@ -29,8 +29,7 @@ file_write_all(int fd, const void *buf, size_t len, const char *path, struct vdb
 }
 
 int
-file_pwrite_all(int fd, const void *buf, size_t len, off_t off, const char *path,
-		struct vdb_err *e)
+file_pwrite_all(int fd, const void *buf, size_t len, off_t off, const char *path, struct vdb_err *e)
 {
 	const char *p = buf;
 
@@ -62,7 +61,7 @@ file_pread_all(int fd, void *buf, size_t len, off_t off, const char *path, struc
 		}
 		if (n == 0)
 			return vdb_err_set(e, VDB_ECORRUPT, "%s: short read at offset %lld", path,
-					   (long long)off);
+			                   (long long)off);
 		p += n;
 		off += n;
 		len -= (size_t)n;

@@ -10,7 +10,7 @@
 
 int file_write_all(int fd, const void *buf, size_t len, const char *path, struct vdb_err *e);
 int file_pwrite_all(int fd, const void *buf, size_t len, off_t off, const char *path,
-		    struct vdb_err *e);
+                    struct vdb_err *e);
 /* file_pread_all: exactly len bytes or VDB_ECORRUPT ("short read") */
 int file_pread_all(int fd, void *buf, size_t len, off_t off, const char *path, struct vdb_err *e);
 int file_sync(int fd, const char *path, struct vdb_err *e);

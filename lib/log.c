@@ -93,8 +93,7 @@ log_list(const char *dir, int kind, uint32_t **seqs, size_t *n, struct vdb_err *
 		unsigned seq;
 		char tail[8];
 		if (strncmp(d->d_name, pre, 3) != 0 || strlen(d->d_name) != 18 ||
-		    sscanf(d->d_name + 3, "-%10u.%3s", &seq, tail) != 2 ||
-		    strcmp(tail, "log") != 0)
+		    sscanf(d->d_name + 3, "-%10u.%3s", &seq, tail) != 2 || strcmp(tail, "log") != 0)
 			continue;
 		if (len == cap) {
 			cap = cap ? cap * 2 : 8;
@@ -241,8 +240,7 @@ log_lock(struct logstream *ls, uint32_t sealed_seq, struct vdb_err *e)
 	}
 	if ((uint64_t)st.st_size != ls->end) {
 		/* someone else appended (or crashed appending) since we looked */
-		rc = log_scan_fd(ls->fd, ls->path, ls->kind, ls->cid, ls->end, NULL, NULL,
-				 &res, e);
+		rc = log_scan_fd(ls->fd, ls->path, ls->kind, ls->cid, ls->end, NULL, NULL, &res, e);
 		if (rc != VDB_OK)
 			goto fail;
 		ls->rows += res.rows;
@@ -255,10 +253,10 @@ log_lock(struct logstream *ls, uint32_t sealed_seq, struct vdb_err *e)
 			if ((rc = file_sync(ls->fd, ls->path, e)) != VDB_OK)
 				goto fail;
 			snprintf(ls->notice, sizeof(ls->notice),
-				 "%s: truncated a torn tail of %llu bytes at offset %llu "
-				 "(an append that was never acknowledged)",
-				 ls->path, (unsigned long long)res.torn_bytes,
-				 (unsigned long long)res.valid_end);
+			         "%s: truncated a torn tail of %llu bytes at offset %llu "
+			         "(an append that was never acknowledged)",
+			         ls->path, (unsigned long long)res.torn_bytes,
+			         (unsigned long long)res.valid_end);
 		}
 	}
 out:
@@ -277,8 +275,7 @@ log_unlock(struct logstream *ls)
 }
 
 int
-log_append(struct logstream *ls, const void *payload, size_t len, uint32_t rows,
-	   struct vdb_err *e)
+log_append(struct logstream *ls, const void *payload, size_t len, uint32_t rows, struct vdb_err *e)
 {
 	unsigned char h[LOG_FRAME_HDR];
 	int rc;
@@ -291,7 +288,7 @@ log_append(struct logstream *ls, const void *payload, size_t len, uint32_t rows,
 	put_u32(h + 12, crc32c(0, h, 12));
 	if ((rc = file_pwrite_all(ls->fd, h, sizeof(h), (off_t)ls->end, ls->path, e)) != VDB_OK ||
 	    (rc = file_pwrite_all(ls->fd, payload, len, (off_t)(ls->end + sizeof(h)), ls->path,
-				  e)) != VDB_OK)
+	                          e)) != VDB_OK)
 		goto undo;
 	if (fdatasync(ls->fd) != 0) {
 		rc = vdb_err_errno(e, VDB_ETEMP, "%s: fdatasync", ls->path);
@@ -336,7 +333,7 @@ frame_at(const unsigned char *buf, size_t len)
  * damage to acknowledged data and must not be truncated away. */
 static int
 classify_defect(int fd, const char *path, uint64_t off, uint64_t size, struct log_scan *res,
-		struct vdb_err *e)
+                struct vdb_err *e)
 {
 	uint64_t rest = size - off;
 	unsigned char *buf;
@@ -344,8 +341,8 @@ classify_defect(int fd, const char *path, uint64_t off, uint64_t size, struct lo
 
 	if (rest > (uint64_t)LOG_FRAME_HDR + LOG_MAX_PAYLOAD)
 		return vdb_err_set(e, VDB_ECORRUPT,
-				   "%s: bad frame at offset %llu with %llu bytes after it", path,
-				   (unsigned long long)off, (unsigned long long)rest);
+		                   "%s: bad frame at offset %llu with %llu bytes after it", path,
+		                   (unsigned long long)off, (unsigned long long)rest);
 	buf = malloc(rest ? rest : 1);
 	if (buf == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
@@ -354,10 +351,10 @@ classify_defect(int fd, const char *path, uint64_t off, uint64_t size, struct lo
 	for (uint64_t p = 1; p + LOG_FRAME_HDR <= rest; p++) {
 		if (buf[p] == 'V' && frame_at(buf + p, rest - p)) {
 			rc = vdb_err_set(e, VDB_ECORRUPT,
-					 "%s: bad frame at offset %llu followed by a good one at "
-					 "%llu",
-					 path, (unsigned long long)off,
-					 (unsigned long long)(off + p));
+			                 "%s: bad frame at offset %llu followed by a good one at "
+			                 "%llu",
+			                 path, (unsigned long long)off,
+			                 (unsigned long long)(off + p));
 			goto out;
 		}
 	}
@@ -370,7 +367,7 @@ out:
 
 int
 log_scan_fd(int fd, const char *path, int kind, int64_t cid, uint64_t from, log_frame_fn fn,
-	    void *arg, struct log_scan *res, struct vdb_err *e)
+            void *arg, struct log_scan *res, struct vdb_err *e)
 {
 	unsigned char h[LOG_FILE_HDR], *buf = NULL;
 	size_t cap = 0;
@@ -391,11 +388,11 @@ log_scan_fd(int fd, const char *path, int kind, int64_t cid, uint64_t from, log_
 			return vdb_err_set(e, VDB_ECORRUPT, "%s: bad file header", path);
 		if (get_u32(h + 8) != 1)
 			return vdb_err_set(e, VDB_ECORRUPT, "%s: log version %u unknown", path,
-					   get_u32(h + 8));
+			                   get_u32(h + 8));
 		if (get_u32(h + 12) != (uint32_t)kind || get_u64(h + 16) != (uint64_t)cid)
 			return vdb_err_set(e, VDB_ECORRUPT,
-					   "%s: header names kind %u, collection %llu", path,
-					   get_u32(h + 12), (unsigned long long)get_u64(h + 16));
+			                   "%s: header names kind %u, collection %llu", path,
+			                   get_u32(h + 12), (unsigned long long)get_u64(h + 16));
 		from = LOG_FILE_HDR;
 	}
 	off = from;
@@ -430,7 +427,7 @@ log_scan_fd(int fd, const char *path, int kind, int64_t cid, uint64_t from, log_
 		if (payload_peek(buf, plen, &pk, &rows, &ts) != 0 ||
 		    pk != (kind == LOG_KIND_INSERT ? PAYLOAD_INSERT : PAYLOAD_DELETE)) {
 			rc = vdb_err_set(e, VDB_ECORRUPT, "%s: frame at offset %llu: bad payload",
-					 path, (unsigned long long)off);
+			                 path, (unsigned long long)off);
 			goto out;
 		}
 		if (fn && (rc = fn(arg, buf, plen, off, e)) != VDB_OK)

@@ -19,24 +19,24 @@ struct logstream {
 	char *dir; /* ROOT/log/<collection id> */
 	int kind;
 	int64_t cid;
-	int lockfd;	/* append lock, held between log_lock and log_unlock */
-	int fd;		/* active file */
-	uint32_t seq;	/* active file's sequence number */
-	char *path;	/* active file */
-	uint64_t end;	/* end of the last good frame in the active file */
-	uint64_t rows;	/* rows in the active file */
+	int lockfd; /* append lock, held between log_lock and log_unlock */
+	int fd; /* active file */
+	uint32_t seq; /* active file's sequence number */
+	char *path; /* active file */
+	uint64_t end; /* end of the last good frame in the active file */
+	uint64_t rows; /* rows in the active file */
 	char notice[512]; /* set when a torn tail was truncated; the caller reports it */
 };
 
 struct log_scan {
 	uint64_t valid_end; /* offset after the last good frame */
 	uint64_t frames, rows;
-	int torn;	     /* 1: bytes after valid_end are an interrupted append */
+	int torn; /* 1: bytes after valid_end are an interrupted append */
 	uint64_t torn_bytes;
 };
 
 typedef int (*log_frame_fn)(void *arg, const unsigned char *payload, size_t len, uint64_t off,
-			    struct vdb_err *e);
+                            struct vdb_err *e);
 
 int log_init(struct logstream *ls, const char *root, int64_t cid, int kind, struct vdb_err *e);
 void log_close(struct logstream *ls);
@@ -47,7 +47,7 @@ int log_lock(struct logstream *ls, uint32_t sealed_seq, struct vdb_err *e);
 void log_unlock(struct logstream *ls);
 /* log_append: one frame, fdatasync'd; with the lock held */
 int log_append(struct logstream *ls, const void *payload, size_t len, uint32_t rows,
-	       struct vdb_err *e);
+               struct vdb_err *e);
 /* log_rotate: start file seq+1 if the active one has frames; lock held */
 int log_rotate(struct logstream *ls, struct vdb_err *e);
 
@@ -59,6 +59,6 @@ char *log_file_path(const char *dir, int kind, uint32_t seq);
  * is a torn tail (res->torn); a bad frame followed by a good one is
  * corruption (VDB_ECORRUPT naming the offset). */
 int log_scan_fd(int fd, const char *path, int kind, int64_t cid, uint64_t from, log_frame_fn fn,
-		void *arg, struct log_scan *res, struct vdb_err *e);
+                void *arg, struct log_scan *res, struct vdb_err *e);
 
 #endif

@@ -14,44 +14,44 @@ struct meta {
 
 /* Each entry migrates user_version i to i+1; append, never edit. */
 static const char *migrations[] = {
-	/* 0 -> 1 */
-	"CREATE TABLE collections ("
-	"  id INTEGER PRIMARY KEY,"
-	"  name TEXT NOT NULL UNIQUE,"
-	"  dim INTEGER NOT NULL CHECK (dim BETWEEN 1 AND 32768),"
-	"  metric TEXT NOT NULL CHECK (metric IN ('l2','ip','cosine')),"
-	"  auto_id INTEGER NOT NULL DEFAULT 0,"
-	"  next_auto_id INTEGER NOT NULL DEFAULT 0,"
-	"  created INTEGER NOT NULL);"
-	"CREATE TABLE fields ("
-	"  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
-	"  pos INTEGER NOT NULL,"
-	"  name TEXT NOT NULL,"
-	"  type TEXT NOT NULL CHECK (type IN ('int64','double','bool','string')),"
-	"  max_len INTEGER NOT NULL DEFAULT 0,"
-	"  PRIMARY KEY (collection_id, pos), UNIQUE (collection_id, name));"
-	"CREATE TABLE partitions ("
-	"  id INTEGER PRIMARY KEY,"
-	"  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
-	"  name TEXT NOT NULL,"
-	"  created INTEGER NOT NULL,"
-	"  UNIQUE (collection_id, name));"
-	"CREATE TABLE segments ("
-	"  id INTEGER PRIMARY KEY,"
-	"  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
-	"  partition_id INTEGER NOT NULL REFERENCES partitions(id) ON DELETE CASCADE,"
-	"  object TEXT NOT NULL,"
-	"  rows INTEGER NOT NULL, bytes INTEGER NOT NULL,"
-	"  min_id INTEGER NOT NULL, max_id INTEGER NOT NULL,"
-	"  min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,"
-	"  created INTEGER NOT NULL);"
-	"CREATE INDEX segments_collection ON segments(collection_id);"
-	"CREATE INDEX segments_object ON segments(object);"
-	"CREATE TABLE streams ("
-	"  collection_id INTEGER PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,"
-	"  sealed_seq INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE tso (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);"
-	"INSERT INTO tso VALUES (1, 0);",
+        /* 0 -> 1 */
+        "CREATE TABLE collections ("
+        "  id INTEGER PRIMARY KEY,"
+        "  name TEXT NOT NULL UNIQUE,"
+        "  dim INTEGER NOT NULL CHECK (dim BETWEEN 1 AND 32768),"
+        "  metric TEXT NOT NULL CHECK (metric IN ('l2','ip','cosine')),"
+        "  auto_id INTEGER NOT NULL DEFAULT 0,"
+        "  next_auto_id INTEGER NOT NULL DEFAULT 0,"
+        "  created INTEGER NOT NULL);"
+        "CREATE TABLE fields ("
+        "  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
+        "  pos INTEGER NOT NULL,"
+        "  name TEXT NOT NULL,"
+        "  type TEXT NOT NULL CHECK (type IN ('int64','double','bool','string')),"
+        "  max_len INTEGER NOT NULL DEFAULT 0,"
+        "  PRIMARY KEY (collection_id, pos), UNIQUE (collection_id, name));"
+        "CREATE TABLE partitions ("
+        "  id INTEGER PRIMARY KEY,"
+        "  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
+        "  name TEXT NOT NULL,"
+        "  created INTEGER NOT NULL,"
+        "  UNIQUE (collection_id, name));"
+        "CREATE TABLE segments ("
+        "  id INTEGER PRIMARY KEY,"
+        "  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
+        "  partition_id INTEGER NOT NULL REFERENCES partitions(id) ON DELETE CASCADE,"
+        "  object TEXT NOT NULL,"
+        "  rows INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+        "  min_id INTEGER NOT NULL, max_id INTEGER NOT NULL,"
+        "  min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,"
+        "  created INTEGER NOT NULL);"
+        "CREATE INDEX segments_collection ON segments(collection_id);"
+        "CREATE INDEX segments_object ON segments(object);"
+        "CREATE TABLE streams ("
+        "  collection_id INTEGER PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,"
+        "  sealed_seq INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE tso (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);"
+        "INSERT INTO tso VALUES (1, 0);",
 };
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -124,8 +124,8 @@ migrate(struct meta *m, struct vdb_err *e)
 		return rollback(m, rc);
 	if (ver > NMIGRATIONS) {
 		vdb_err_set(e, VDB_EINPUT,
-			    "%s: catalogue schema version %d is newer than this vdb (%d)",
-			    m->path, ver, NMIGRATIONS);
+		            "%s: catalogue schema version %d is newer than this vdb (%d)", m->path,
+		            ver, NMIGRATIONS);
 		return rollback(m, VDB_EINPUT);
 	}
 	for (; ver < NMIGRATIONS; ver++) {
@@ -210,9 +210,10 @@ meta_collection_create(struct meta *m, struct schema *s, struct vdb_err *e)
 
 	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
 		return rc;
-	if ((rc = prep(m, "INSERT INTO collections (name, dim, metric, auto_id, created) "
-			  "VALUES (?, ?, ?, ?, ?)",
-		       &st, e)) != VDB_OK)
+	if ((rc = prep(m,
+	               "INSERT INTO collections (name, dim, metric, auto_id, created) "
+	               "VALUES (?, ?, ?, ?, ?)",
+	               &st, e)) != VDB_OK)
 		goto fail;
 	sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, (int)s->dim);
@@ -245,9 +246,10 @@ meta_collection_create(struct meta *m, struct schema *s, struct vdb_err *e)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if ((rc = prep(m, "INSERT INTO partitions (collection_id, name, created) "
-			  "VALUES (?, '_default', ?)",
-		       &st, e)) != VDB_OK)
+	if ((rc = prep(m,
+	               "INSERT INTO partitions (collection_id, name, created) "
+	               "VALUES (?, '_default', ?)",
+	               &st, e)) != VDB_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, s->id);
 	sqlite3_bind_int64(st, 2, now);
@@ -277,9 +279,10 @@ load_fields(struct meta *m, struct schema *s, struct vdb_err *e)
 	sqlite3_stmt *st;
 	int rc, r;
 
-	if ((rc = prep(m, "SELECT name, type, max_len FROM fields WHERE collection_id = ? "
-			  "ORDER BY pos",
-		       &st, e)) != VDB_OK)
+	if ((rc = prep(m,
+	               "SELECT name, type, max_len FROM fields WHERE collection_id = ? "
+	               "ORDER BY pos",
+	               &st, e)) != VDB_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, s->id);
 	s->nfields = 0;
@@ -288,9 +291,9 @@ load_fields(struct meta *m, struct schema *s, struct vdb_err *e)
 		const char *type = (const char *)sqlite3_column_text(st, 1);
 		snprintf(f->name, sizeof(f->name), "%s", sqlite3_column_text(st, 0));
 		f->type = strcmp(type, "int64") == 0    ? FT_INT64
-			  : strcmp(type, "double") == 0 ? FT_DOUBLE
-			  : strcmp(type, "bool") == 0   ? FT_BOOL
-							: FT_STRING;
+		          : strcmp(type, "double") == 0 ? FT_DOUBLE
+		          : strcmp(type, "bool") == 0   ? FT_BOOL
+		                                        : FT_STRING;
 		f->max_len = (uint32_t)sqlite3_column_int(st, 2);
 	}
 	if (r != SQLITE_ROW && r != SQLITE_DONE)
@@ -313,14 +316,13 @@ row_schema(sqlite3_stmt *st, struct schema *s)
 #define COLL_COLS "SELECT id, name, dim, metric, auto_id FROM collections "
 
 static int
-collection_get(struct meta *m, const char *name, int64_t id, struct schema *s,
-	       struct vdb_err *e)
+collection_get(struct meta *m, const char *name, int64_t id, struct schema *s, struct vdb_err *e)
 {
 	sqlite3_stmt *st;
 	int rc, r;
 
-	if ((rc = prep(m, name ? COLL_COLS "WHERE name = ?" : COLL_COLS "WHERE id = ?", &st,
-		       e)) != VDB_OK)
+	if ((rc = prep(m, name ? COLL_COLS "WHERE name = ?" : COLL_COLS "WHERE id = ?", &st, e)) !=
+	    VDB_OK)
 		return rc;
 	if (name)
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -334,7 +336,7 @@ collection_get(struct meta *m, const char *name, int64_t id, struct schema *s,
 			rc = vdb_err_set(e, VDB_ENOENT, "no such collection: '%.300s'", name);
 		else
 			rc = vdb_err_set(e, VDB_ENOENT, "no such collection: id %lld",
-					 (long long)id);
+			                 (long long)id);
 	} else {
 		rc = dberr(m, e, "read collection");
 	}
@@ -396,7 +398,7 @@ out:
 /* collect_objects: object keys selected by sql with one int64 parameter */
 static int
 collect_objects(struct meta *m, const char *sql, int64_t a, const char *b, char (**out)[65],
-		size_t *n, struct vdb_err *e)
+                size_t *n, struct vdb_err *e)
 {
 	sqlite3_stmt *st;
 	char(*v)[65] = NULL;
@@ -442,7 +444,7 @@ step_done(struct meta *m, sqlite3_stmt *st, const char *what, struct vdb_err *e)
 
 int
 meta_collection_drop(struct meta *m, int64_t id, char (**objects)[65], size_t *nobj,
-		     struct vdb_err *e)
+                     struct vdb_err *e)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -451,10 +453,10 @@ meta_collection_drop(struct meta *m, int64_t id, char (**objects)[65], size_t *n
 		return rc;
 	/* only objects no other collection references may be deleted */
 	rc = collect_objects(m,
-			     "SELECT DISTINCT object FROM segments WHERE collection_id = ?1 "
-			     "AND object NOT IN (SELECT object FROM segments "
-			     "WHERE collection_id != ?1)",
-			     id, NULL, objects, nobj, e);
+	                     "SELECT DISTINCT object FROM segments WHERE collection_id = ?1 "
+	                     "AND object NOT IN (SELECT object FROM segments "
+	                     "WHERE collection_id != ?1)",
+	                     id, NULL, objects, nobj, e);
 	if (rc != VDB_OK)
 		return rollback(m, rc);
 	if ((rc = prep(m, "DELETE FROM collections WHERE id = ?", &st, e)) != VDB_OK)
@@ -477,9 +479,10 @@ meta_partition_create(struct meta *m, int64_t cid, const char *name, struct vdb_
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = prep(m, "INSERT INTO partitions (collection_id, name, created) "
-			  "VALUES (?, ?, ?)",
-		       &st, e)) != VDB_OK)
+	if ((rc = prep(m,
+	               "INSERT INTO partitions (collection_id, name, created) "
+	               "VALUES (?, ?, ?)",
+	               &st, e)) != VDB_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, cid);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -491,14 +494,13 @@ meta_partition_create(struct meta *m, int64_t cid, const char *name, struct vdb_
 }
 
 int
-meta_partition_get(struct meta *m, int64_t cid, const char *name, int64_t *pid,
-		   struct vdb_err *e)
+meta_partition_get(struct meta *m, int64_t cid, const char *name, int64_t *pid, struct vdb_err *e)
 {
 	sqlite3_stmt *st;
 	int rc, r;
 
 	if ((rc = prep(m, "SELECT id FROM partitions WHERE collection_id = ? AND name = ?", &st,
-		       e)) != VDB_OK)
+	               e)) != VDB_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, cid);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -515,7 +517,7 @@ meta_partition_get(struct meta *m, int64_t cid, const char *name, int64_t *pid,
 
 int
 meta_partition_list(struct meta *m, int64_t cid, struct part_info **out, size_t *n,
-		    struct vdb_err *e)
+                    struct vdb_err *e)
 {
 	sqlite3_stmt *st;
 	struct part_info *v = NULL;
@@ -523,7 +525,7 @@ meta_partition_list(struct meta *m, int64_t cid, struct part_info **out, size_t 
 	int rc, r;
 
 	if ((rc = prep(m, "SELECT id, name FROM partitions WHERE collection_id = ? ORDER BY id",
-		       &st, e)) != VDB_OK)
+	               &st, e)) != VDB_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, cid);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -572,7 +574,7 @@ meta_partition_exists(struct meta *m, int64_t pid, int *exists, struct vdb_err *
 
 int
 meta_partition_drop(struct meta *m, int64_t cid, const char *name, char (**objects)[65],
-		    size_t *nobj, struct vdb_err *e)
+                    size_t *nobj, struct vdb_err *e)
 {
 	sqlite3_stmt *st;
 	int64_t pid;
@@ -585,10 +587,10 @@ meta_partition_drop(struct meta *m, int64_t cid, const char *name, char (**objec
 	if ((rc = meta_partition_get(m, cid, name, &pid, e)) != VDB_OK)
 		return rollback(m, rc);
 	rc = collect_objects(m,
-			     "SELECT DISTINCT object FROM segments WHERE partition_id = ?1 "
-			     "AND object NOT IN (SELECT object FROM segments "
-			     "WHERE partition_id != ?1)",
-			     pid, NULL, objects, nobj, e);
+	                     "SELECT DISTINCT object FROM segments WHERE partition_id = ?1 "
+	                     "AND object NOT IN (SELECT object FROM segments "
+	                     "WHERE partition_id != ?1)",
+	                     pid, NULL, objects, nobj, e);
 	if (rc != VDB_OK)
 		return rollback(m, rc);
 	if ((rc = prep(m, "DELETE FROM partitions WHERE id = ?", &st, e)) != VDB_OK)
@@ -653,9 +655,10 @@ meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first, struc
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = prep(m, "UPDATE collections SET next_auto_id = next_auto_id + ? WHERE id = ? "
-			  "RETURNING next_auto_id",
-		       &st, e)) != VDB_OK)
+	if ((rc = prep(m,
+	               "UPDATE collections SET next_auto_id = next_auto_id + ? WHERE id = ? "
+	               "RETURNING next_auto_id",
+	               &st, e)) != VDB_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, (int64_t)n);
 	sqlite3_bind_int64(st, 2, cid);
@@ -668,9 +671,9 @@ meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first, struc
 	return rc;
 }
 
-#define SEG_COLS                                                                           \
-	"SELECT s.id, s.collection_id, s.partition_id, p.name, s.object, s.rows, s.bytes, "  \
-	"s.min_id, s.max_id, s.min_ts, s.max_ts, s.created FROM segments s "                  \
+#define SEG_COLS                                                                                   \
+	"SELECT s.id, s.collection_id, s.partition_id, p.name, s.object, s.rows, s.bytes, "        \
+	"s.min_id, s.max_id, s.min_ts, s.max_ts, s.created FROM segments s "                       \
 	"JOIN partitions p ON p.id = s.partition_id "
 
 int
@@ -681,8 +684,8 @@ meta_segments(struct meta *m, int64_t cid, struct seg_info **out, size_t *n, str
 	size_t len = 0, cap = 0;
 	int rc, r;
 
-	if ((rc = prep(m, SEG_COLS "WHERE ?1 < 0 OR s.collection_id = ?1 ORDER BY s.id", &st,
-		       e)) != VDB_OK)
+	if ((rc = prep(m, SEG_COLS "WHERE ?1 < 0 OR s.collection_id = ?1 ORDER BY s.id", &st, e)) !=
+	    VDB_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, cid);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -743,8 +746,8 @@ meta_stream_sealed(struct meta *m, int64_t cid, uint32_t *sealed_seq, struct vdb
 }
 
 int
-meta_snapshot(struct meta *m, int64_t cid, struct seg_info **segs, size_t *n,
-	      uint32_t *sealed_seq, struct vdb_err *e)
+meta_snapshot(struct meta *m, int64_t cid, struct seg_info **segs, size_t *n, uint32_t *sealed_seq,
+              struct vdb_err *e)
 {
 	int rc;
 
@@ -761,8 +764,8 @@ meta_snapshot(struct meta *m, int64_t cid, struct seg_info **segs, size_t *n,
 }
 
 int
-meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n,
-		 uint32_t sealed_seq, struct vdb_err *e)
+meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n, uint32_t sealed_seq,
+                 struct vdb_err *e)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -770,10 +773,11 @@ meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n,
 
 	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
 		return rc;
-	if ((rc = prep(m, "INSERT INTO segments (collection_id, partition_id, object, rows, "
-			  "bytes, min_id, max_id, min_ts, max_ts, created) "
-			  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		       &st, e)) != VDB_OK)
+	if ((rc = prep(m,
+	               "INSERT INTO segments (collection_id, partition_id, object, rows, "
+	               "bytes, min_id, max_id, min_ts, max_ts, created) "
+	               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	               &st, e)) != VDB_OK)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_reset(st);
@@ -798,9 +802,10 @@ meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n,
 	sqlite3_finalize(st);
 	st = NULL;
 	if (sealed_seq != 0) {
-		if ((rc = prep(m, "UPDATE streams SET sealed_seq = ? WHERE collection_id = ? "
-				  "AND sealed_seq < ?",
-			       &st, e)) != VDB_OK)
+		if ((rc = prep(m,
+		               "UPDATE streams SET sealed_seq = ? WHERE collection_id = ? "
+		               "AND sealed_seq < ?",
+		               &st, e)) != VDB_OK)
 			goto fail;
 		sqlite3_bind_int64(st, 1, sealed_seq);
 		sqlite3_bind_int64(st, 2, cid);

@@ -45,36 +45,34 @@ int meta_collection_list(struct meta *m, struct schema **out, size_t *n, struct 
 /* meta_collection_drop: removes the rows; *objects gets the object keys the
  * collection owned (malloc'd array of 65-byte keys) for the caller to delete */
 int meta_collection_drop(struct meta *m, int64_t id, char (**objects)[65], size_t *nobj,
-			 struct vdb_err *e);
+                         struct vdb_err *e);
 
 int meta_partition_create(struct meta *m, int64_t cid, const char *name, struct vdb_err *e);
 int meta_partition_get(struct meta *m, int64_t cid, const char *name, int64_t *pid,
-		       struct vdb_err *e);
+                       struct vdb_err *e);
 int meta_partition_list(struct meta *m, int64_t cid, struct part_info **out, size_t *n,
-			struct vdb_err *e);
+                        struct vdb_err *e);
 /* meta_partition_exists: does partition id still exist (not dropped)? */
 int meta_partition_exists(struct meta *m, int64_t pid, int *exists, struct vdb_err *e);
 int meta_partition_drop(struct meta *m, int64_t cid, const char *name, char (**objects)[65],
-			size_t *nobj, struct vdb_err *e);
+                        size_t *nobj, struct vdb_err *e);
 
 /* meta_ts_alloc: a hybrid timestamp (physical ms << 18 | logical) larger
  * than every one handed out before, by any process on this root. */
 int meta_ts_alloc(struct meta *m, uint64_t *ts, struct vdb_err *e);
 /* meta_autoid_alloc: reserve n consecutive ids; *first is the first */
-int meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first,
-		      struct vdb_err *e);
+int meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first, struct vdb_err *e);
 
 /* meta_segments: sealed segments of a collection (cid < 0: all), by id */
-int meta_segments(struct meta *m, int64_t cid, struct seg_info **out, size_t *n,
-		  struct vdb_err *e);
+int meta_segments(struct meta *m, int64_t cid, struct seg_info **out, size_t *n, struct vdb_err *e);
 /* meta_snapshot: segments and the insert stream's sealed sequence number,
  * read in one transaction so a reader sees a consistent cut. */
 int meta_snapshot(struct meta *m, int64_t cid, struct seg_info **segs, size_t *n,
-		  uint32_t *sealed_seq, struct vdb_err *e);
+                  uint32_t *sealed_seq, struct vdb_err *e);
 /* meta_seal_commit: register segs (ids filled in) and, when sealed_seq is
  * non-zero, mark log files up to it as sealed — one transaction. */
 int meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n,
-		     uint32_t sealed_seq, struct vdb_err *e);
+                     uint32_t sealed_seq, struct vdb_err *e);
 int meta_stream_sealed(struct meta *m, int64_t cid, uint32_t *sealed_seq, struct vdb_err *e);
 /* meta_object_known: is key registered by any segment? */
 int meta_object_known(struct meta *m, const char *key, int *known, struct vdb_err *e);

@@ -33,9 +33,8 @@ rec_format_parse(const char *s, int *format)
 }
 
 /* bad: a record error at the current record */
-static int
-bad(struct rec_reader *r, struct vdb_err *e, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int bad(struct rec_reader *r, struct vdb_err *e, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 static int
 bad(struct rec_reader *r, struct vdb_err *e, const char *fmt, ...)
@@ -47,7 +46,7 @@ bad(struct rec_reader *r, struct vdb_err *e, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	return vdb_err_set(e, VDB_EINPUT, "%s:%llu: %s", r->name, (unsigned long long)r->recno,
-			   msg);
+	                   msg);
 }
 
 /* fill: make at least need bytes available at buf[pos..len), unless EOF.
@@ -106,8 +105,7 @@ json_vector(struct rec_reader *r, json_t *v, float *out, struct vdb_err *e)
 	n = json_array_size(v);
 	if (n != r->sc->dim)
 		return bad(r, e, "wrong dimension (got %zu, want %u)", n, r->sc->dim);
-	json_array_foreach(v, i, x)
-	{
+	json_array_foreach (v, i, x) {
 		double d;
 		if (json_is_real(x))
 			d = json_real_value(x);
@@ -124,7 +122,7 @@ json_vector(struct rec_reader *r, json_t *v, float *out, struct vdb_err *e)
 
 static int
 set_field(struct rec_reader *r, struct batch *b, uint32_t f, size_t row, json_t *v,
-	  struct vdb_err *e)
+          struct vdb_err *e)
 {
 	const struct field *fd = &r->sc->fields[f];
 	struct col *c = &b->cols[f];
@@ -155,15 +153,14 @@ set_field(struct rec_reader *r, struct batch *b, uint32_t f, size_t row, json_t 
 			return bad(r, e, "field '%s' wants string", fd->name);
 		if (json_string_length(v) > fd->max_len)
 			return bad(r, e, "field '%s' is %zu bytes, longer than its %u", fd->name,
-				   json_string_length(v), fd->max_len);
+			           json_string_length(v), fd->max_len);
 		return batch_put_string(b, f, row, json_string_value(v), json_string_length(v), e);
 	}
 	return vdb_err_set(e, VDB_EINTERNAL, "field type %d", fd->type);
 }
 
 static int
-parse_json(struct rec_reader *r, const char *line, size_t len, struct batch *b,
-	   struct vdb_err *e)
+parse_json(struct rec_reader *r, const char *line, size_t len, struct batch *b, struct vdb_err *e)
 {
 	const struct schema *sc = r->sc;
 	size_t row = b->n;
@@ -180,8 +177,7 @@ parse_json(struct rec_reader *r, const char *line, size_t len, struct batch *b,
 		rc = bad(r, e, "record is not a JSON object");
 		goto out;
 	}
-	json_object_foreach(o, key, v)
-	{
+	json_object_foreach (o, key, v) {
 		int f;
 		if (strcmp(key, "id") == 0) {
 			if (sc->auto_id) {
@@ -226,7 +222,6 @@ out:
 	return rc;
 }
 
-
 /* ---- JSONL fast path ----
  * jansson builds a tree with an allocation per value, which costs more
  * than everything else in ingest together.  The common record — a flat
@@ -240,8 +235,8 @@ out:
 #define FAST_NO 1
 
 static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-				       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-				       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 struct scan {
 	const char *p, *end;
@@ -314,7 +309,7 @@ fast_number(struct scan *s, double *d, int64_t *i, int *is_int, int for_float)
 	 * double jansson would produce and round again */
 	if (for_float && exp >= -22 && exp <= 22) {
 		long double v = exp < 0 ? (long double)m / (long double)pow10_exact[-exp]
-					: (long double)m * (long double)pow10_exact[exp];
+		                        : (long double)m * (long double)pow10_exact[exp];
 		*d = (double)(neg ? -v : v);
 		return 0;
 	}
@@ -457,7 +452,8 @@ json_fast(struct rec_reader *r, const char *line, size_t len, struct batch *b)
 		if (klen == 2 && memcmp(key, "id", 2) == 0) {
 			double d;
 			int is_int;
-			if (sc->auto_id || fast_number(&s, &d, &b->ids[row], &is_int, 0) != 0 || !is_int)
+			if (sc->auto_id || fast_number(&s, &d, &b->ids[row], &is_int, 0) != 0 ||
+			    !is_int)
 				return FAST_NO;
 			bit = 62;
 		} else if (klen == 6 && memcmp(key, "vector", 6) == 0) {
@@ -547,14 +543,14 @@ tsv_header(struct rec_reader *r, char *line, size_t len, struct vdb_err *e)
 		if (r->tsv_ncols == TSV_MAX_COLS)
 			return bad(r, e, "header: too many columns");
 		if (n == 0 || n > VDB_MAX_NAME)
-			return bad(r, e, "header: column %d has no usable name",
-				   r->tsv_ncols + 1);
+			return bad(r, e, "header: column %d has no usable name", r->tsv_ncols + 1);
 		memcpy(name, p, n);
 		name[n] = '\0';
 		if (strcmp(name, "id") == 0) {
 			if (r->sc->auto_id)
-				return bad(r, e, "header: \"id\" given, but the collection assigns "
-						 "ids");
+				return bad(r, e,
+				           "header: \"id\" given, but the collection assigns "
+				           "ids");
 			which = -1;
 		} else if (strcmp(name, "vector") == 0) {
 			which = -2;
@@ -597,7 +593,7 @@ tsv_number(const char *s, size_t n, double *v)
 
 static int
 tsv_value(struct rec_reader *r, struct batch *b, int which, size_t row, char *s, size_t n,
-	  struct vdb_err *e)
+          struct vdb_err *e)
 {
 	uint32_t dim = r->sc->dim;
 	double d;
@@ -657,7 +653,7 @@ tsv_value(struct rec_reader *r, struct batch *b, int which, size_t row, char *s,
 			return rc;
 		if (n > f->max_len)
 			return bad(r, e, "field '%s' is %zu bytes, longer than its %u", f->name, n,
-				   f->max_len);
+			           f->max_len);
 		return batch_put_string(b, (uint32_t)which, row, s, n, e);
 	}
 	}
@@ -695,8 +691,8 @@ next_line(struct rec_reader *r, char **line, size_t *len, struct vdb_err *e)
 	int rc;
 
 	for (;;) {
-		unsigned char *nl = memchr(r->buf + r->pos + scanned, '\n',
-					   r->len - r->pos - scanned);
+		unsigned char *nl =
+		        memchr(r->buf + r->pos + scanned, '\n', r->len - r->pos - scanned);
 		if (nl == NULL && !r->eof) {
 			scanned = r->len - r->pos;
 			if (scanned > REC_MAX_LINE) {
@@ -767,7 +763,7 @@ next_fvecs(struct rec_reader *r, struct batch *b, struct vdb_err *e)
 			r->rawlen = r->len - r->pos;
 			r->pos = r->len;
 			return bad(r, e, "wrong dimension (got %u, want %zu); cannot continue", d,
-				   dim);
+			           dim);
 		}
 		r->rawlen = 4 + (size_t)d * 4;
 		r->pos += r->rawlen;
@@ -802,7 +798,7 @@ next_npy(struct rec_reader *r, struct batch *b, struct vdb_err *e)
 			r->fatal = 1;
 			r->recno++;
 			return bad(r, e, "%zu bytes after the last row the header promises",
-				   r->len - r->pos);
+			           r->len - r->pos);
 		}
 		return REC_EOF;
 	}
@@ -813,7 +809,7 @@ next_npy(struct rec_reader *r, struct batch *b, struct vdb_err *e)
 		r->rawlen = r->len - r->pos;
 		r->pos = r->len;
 		return bad(r, e, "truncated row (%zu of %zu bytes; %llu rows missing)", r->rawlen,
-			   row, (unsigned long long)r->npy_left);
+		           row, (unsigned long long)r->npy_left);
 	}
 	if (r->npy_f8) {
 		for (size_t i = 0; i < dim; i++) {
@@ -882,7 +878,7 @@ npy_header(struct rec_reader *r, struct vdb_err *e)
 		r->npy_f8 = 1;
 	else {
 		vdb_err_set(e, VDB_EINPUT, "%s: npy dtype %.10s unsupported (want <f4 or <f8)",
-			    r->name, p);
+		            r->name, p);
 		goto out;
 	}
 	if ((p = strstr(h, "'fortran_order':")) == NULL)
@@ -899,7 +895,7 @@ npy_header(struct rec_reader *r, struct vdb_err *e)
 		goto bad_header;
 	if (cols != r->sc->dim) {
 		vdb_err_set(e, VDB_EINPUT, "%s: wrong dimension (got %llu, want %u)", r->name, cols,
-			    r->sc->dim);
+		            r->sc->dim);
 		goto out;
 	}
 	r->npy_left = rows;
@@ -915,7 +911,7 @@ out:
 
 int
 rec_open(struct rec_reader *r, int format, const struct schema *sc, int fd, const char *name,
-	 int64_t *next_id, struct vdb_err *e)
+         int64_t *next_id, struct vdb_err *e)
 {
 	char *line;
 	size_t len;
@@ -929,10 +925,10 @@ rec_open(struct rec_reader *r, int format, const struct schema *sc, int fd, cons
 	r->next_id = next_id;
 	if ((format == FMT_FVECS || format == FMT_NPY) && sc->nfields > 0)
 		return vdb_err_set(e, VDB_EINPUT,
-				   "%s: %s rows hold only vectors, but collection '%s' has "
-				   "field '%s' (use JSONL or TSV)",
-				   name, format == FMT_NPY ? "npy" : "fvecs", sc->name,
-				   sc->fields[0].name);
+		                   "%s: %s rows hold only vectors, but collection '%s' has "
+		                   "field '%s' (use JSONL or TSV)",
+		                   name, format == FMT_NPY ? "npy" : "fvecs", sc->name,
+		                   sc->fields[0].name);
 	if (format == FMT_NPY)
 		return npy_header(r, e);
 	if (format == FMT_TSV) {

@@ -27,10 +27,10 @@ struct rec_reader {
 	unsigned char *buf;
 	size_t cap, pos, len;
 	int eof, fatal;
-	uint64_t recno;	   /* records (lines) read so far */
-	int64_t *next_id;  /* binary formats: id of the next row (caller's counter) */
-	int linger_ms;	   /* > 0: return REC_IDLE when no input arrives in time */
-	int pending;	   /* set by the caller: it holds rows it could commit */
+	uint64_t recno; /* records (lines) read so far */
+	int64_t *next_id; /* binary formats: id of the next row (caller's counter) */
+	int linger_ms; /* > 0: return REC_IDLE when no input arrives in time */
+	int pending; /* set by the caller: it holds rows it could commit */
 	const unsigned char *raw; /* the last record's bytes (for --rejects) */
 	size_t rawlen;
 	/* tsv: what each column holds: -1 id, -2 vector, else field index */
@@ -43,8 +43,8 @@ struct rec_reader {
 
 int rec_format_parse(const char *s, int *format);
 /* rec_open: reads the TSV or npy header at once */
-int rec_open(struct rec_reader *r, int format, const struct schema *sc, int fd,
-	     const char *name, int64_t *next_id, struct vdb_err *e);
+int rec_open(struct rec_reader *r, int format, const struct schema *sc, int fd, const char *name,
+             int64_t *next_id, struct vdb_err *e);
 void rec_close(struct rec_reader *r);
 /* rec_next: append one record to b: VDB_OK, REC_EOF, REC_IDLE, or an error */
 int rec_next(struct rec_reader *r, struct batch *b, struct vdb_err *e);

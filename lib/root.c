@@ -48,7 +48,8 @@ root_init(const char *path, int *existed, struct vdb_err *e)
 	*existed = 0;
 	if (stat(path, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
-			return vdb_err_set(e, VDB_EINPUT, "%s: exists and is not a directory", path);
+			return vdb_err_set(e, VDB_EINPUT, "%s: exists and is not a directory",
+			                   path);
 		if ((rc = dir_empty(path, &empty, e)) != VDB_OK)
 			return rc;
 		if (!empty) {
@@ -58,8 +59,8 @@ root_init(const char *path, int *existed, struct vdb_err *e)
 			if (access(p, F_OK) != 0) {
 				free(p);
 				return vdb_err_set(e, VDB_EINPUT,
-						   "%s: directory is not empty and not a vdb root",
-						   path);
+				                   "%s: directory is not empty and not a vdb root",
+				                   path);
 			}
 			*existed = 1;
 		}

@@ -36,8 +36,8 @@ deliver(struct scan_ctx *c, struct vdb_err *e)
 		part_live |= c->parts[i].id == c->b.partition_id;
 	for (size_t r = 0; r < c->b.n; r++) {
 		uint64_t dts;
-		c->live[r] = part_live &&
-			     !(idmap_get(c->tombs, c->b.ids[r], &dts) && dts > c->b.ts[r]);
+		c->live[r] =
+		        part_live && !(idmap_get(c->tombs, c->b.ids[r], &dts) && dts > c->b.ts[r]);
 	}
 	return c->fn(c->arg, &c->b, c->live, e);
 }
@@ -77,8 +77,8 @@ on_delete(void *arg, const unsigned char *p, size_t len, uint64_t off, struct vd
 /* scan_files: frames of the stream's files with seq > after (all fds
  * already open, so a concurrent unlink cannot take them away) */
 static int
-scan_fds(const char *dir, int kind, int64_t cid, const int *fds, const uint32_t *seqs,
-	 size_t n, log_frame_fn fn, void *arg, struct vdb_err *e)
+scan_fds(const char *dir, int kind, int64_t cid, const int *fds, const uint32_t *seqs, size_t n,
+         log_frame_fn fn, void *arg, struct vdb_err *e)
 {
 	int rc = VDB_OK;
 
@@ -98,7 +98,7 @@ scan_fds(const char *dir, int kind, int64_t cid, const int *fds, const uint32_t 
 /* open_stream: open every file of the stream with seq > after */
 static int
 open_stream(const char *dir, int kind, uint32_t after, int **fds, uint32_t **seqs, size_t *n,
-	    struct vdb_err *e)
+            struct vdb_err *e)
 {
 	uint32_t *all;
 	size_t nall, k = 0;
@@ -162,8 +162,7 @@ scan_tombstones(struct root *r, const struct schema *sc, struct idmap *tombs, st
 }
 
 int
-scan_collection(struct root *r, const struct schema *sc, scan_fn fn, void *arg,
-		struct vdb_err *e)
+scan_collection(struct root *r, const struct schema *sc, scan_fn fn, void *arg, struct vdb_err *e)
 {
 	struct scan_ctx c = {.sc = sc, .fn = fn, .arg = arg};
 	struct idmap tombs;

@@ -13,13 +13,12 @@
 #include "root.h"
 
 /* fn gets each batch with live[r] set for rows that are not deleted */
-typedef int (*scan_fn)(void *arg, const struct batch *b, const uint8_t *live,
-		       struct vdb_err *e);
+typedef int (*scan_fn)(void *arg, const struct batch *b, const uint8_t *live, struct vdb_err *e);
 
 int scan_collection(struct root *r, const struct schema *sc, scan_fn fn, void *arg,
-		    struct vdb_err *e);
+                    struct vdb_err *e);
 /* scan_tombstones: id -> newest delete timestamp, from the delete log */
 int scan_tombstones(struct root *r, const struct schema *sc, struct idmap *tombs,
-		    struct vdb_err *e);
+                    struct vdb_err *e);
 
 #endif

@@ -11,16 +11,16 @@ name_check(const char *name, const char *what, struct vdb_err *e)
 
 	if (n == 0 || n > VDB_MAX_NAME)
 		return vdb_err_set(e, VDB_EINPUT, "%s name must be 1 to %d characters", what,
-				   VDB_MAX_NAME);
+		                   VDB_MAX_NAME);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)name[i];
 		int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
-			 (i > 0 && c >= '0' && c <= '9');
+		         (i > 0 && c >= '0' && c <= '9');
 		if (!ok)
 			return vdb_err_set(e, VDB_EINPUT,
-					   "bad %s name (want [A-Za-z_][A-Za-z0-9_]*): "
-					   "character %zu",
-					   what, i + 1);
+			                   "bad %s name (want [A-Za-z_][A-Za-z0-9_]*): "
+			                   "character %zu",
+			                   what, i + 1);
 	}
 	return VDB_OK;
 }
@@ -100,9 +100,9 @@ field_parse(const char *spec, struct field *f, struct vdb_err *e)
 		f->type = FT_STRING;
 	else
 		return vdb_err_set(e, VDB_EINPUT,
-				   "field '%.300s': unknown type (want int64, double, bool, "
-				   "string[:MAXLEN])",
-				   spec);
+		                   "field '%.300s': unknown type (want int64, double, bool, "
+		                   "string[:MAXLEN])",
+		                   spec);
 	if (f->type == FT_STRING) {
 		f->max_len = VDB_MAX_STRING;
 		if (len) {
@@ -111,13 +111,13 @@ field_parse(const char *spec, struct field *f, struct vdb_err *e)
 			unsigned long v = strtoul(len + 1, &end, 10);
 			if (errno || *end || end == len + 1 || v == 0 || v > VDB_MAX_STRING)
 				return vdb_err_set(e, VDB_EINPUT,
-						   "field '%.300s': string length must be 1 to %d",
-						   spec, VDB_MAX_STRING);
+				                   "field '%.300s': string length must be 1 to %d",
+				                   spec, VDB_MAX_STRING);
 			f->max_len = (uint32_t)v;
 		}
 	} else if (len) {
 		return vdb_err_set(e, VDB_EINPUT, "field '%.300s': only string takes a length",
-				   spec);
+		                   spec);
 	}
 	return VDB_OK;
 }

@@ -18,7 +18,7 @@ enum metric { METRIC_L2 = 0, METRIC_IP = 1, METRIC_COSINE = 2 };
 
 struct field {
 	char name[VDB_MAX_NAME + 1];
-	int type;	/* enum ftype */
+	int type; /* enum ftype */
 	uint32_t max_len; /* strings only: bytes */
 };
 

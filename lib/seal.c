@@ -108,15 +108,16 @@ on_frame(void *arg, const unsigned char *payload, size_t len, uint64_t off, stru
 			if ((rc = batch_copy_row(&p->scal, &s->frame, at + i, e)) != VDB_OK)
 				return rc;
 		at += k;
-		if (s->max_rows && p->scal.n >= s->max_rows && (rc = part_finish(s, p, e)) != VDB_OK)
+		if (s->max_rows && p->scal.n >= s->max_rows &&
+		    (rc = part_finish(s, p, e)) != VDB_OK)
 			return rc;
 	}
 	return VDB_OK;
 }
 
 int
-seal_collection(struct root *r, const struct schema *sc, struct logstream *ls,
-		uint64_t max_rows, struct seal_result *res, struct vdb_err *e)
+seal_collection(struct root *r, const struct schema *sc, struct logstream *ls, uint64_t max_rows,
+                struct seal_result *res, struct vdb_err *e)
 {
 	struct sealer sl = {.r = r, .sc = sc, .max_rows = max_rows, .res = res};
 	uint32_t sealed, last = 0, *seqs = NULL;
@@ -166,8 +167,8 @@ seal_collection(struct root *r, const struct schema *sc, struct logstream *ls,
 		close(fd);
 		if (rc == VDB_OK && scan.torn)
 			rc = vdb_err_set(e, VDB_ECORRUPT,
-					 "%s: closed log file has a bad tail at offset %llu", path,
-					 (unsigned long long)scan.valid_end);
+			                 "%s: closed log file has a bad tail at offset %llu", path,
+			                 (unsigned long long)scan.valid_end);
 		if (rc != VDB_OK && strncmp(e->msg, path, strlen(path)) != 0)
 			vdb_err_prefix(e, "%s: ", path);
 		free(path);

@@ -23,6 +23,6 @@ struct seal_result {
  * max_rows splits a partition's rows into several segments (0: no limit).
  * ls is the caller's insert stream (not locked). */
 int seal_collection(struct root *r, const struct schema *sc, struct logstream *ls,
-		    uint64_t max_rows, struct seal_result *res, struct vdb_err *e);
+                    uint64_t max_rows, struct seal_result *res, struct vdb_err *e);
 
 #endif

@@ -44,11 +44,11 @@ struct seg_writer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int running, stop;
-	int busy[2];		 /* buffer queued or being written */
-	uint64_t boff[2];	 /* its file offset and length */
+	int busy[2]; /* buffer queued or being written */
+	uint64_t boff[2]; /* its file offset and length */
 	size_t bl[2];
-	int next;		 /* which buffer the thread writes next */
-	int werr;		 /* errno of a failed write, 0 if none */
+	int next; /* which buffer the thread writes next */
+	int werr; /* errno of a failed write, 0 if none */
 	uint64_t prev_off, prev_len; /* last range handed to the disk */
 };
 
@@ -104,11 +104,12 @@ writer_main(void *arg)
 			/* start this range; wait for the one before, so no more than
 			 * two buffers' worth is ever dirty */
 			sync_file_range(w->stage.fd, (off_t)w->boff[b], (off_t)w->bl[b],
-					SYNC_FILE_RANGE_WRITE);
+			                SYNC_FILE_RANGE_WRITE);
 			if (w->prev_len)
 				sync_file_range(w->stage.fd, (off_t)w->prev_off, (off_t)w->prev_len,
-						SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-							SYNC_FILE_RANGE_WAIT_AFTER);
+				                SYNC_FILE_RANGE_WAIT_BEFORE |
+				                        SYNC_FILE_RANGE_WRITE |
+				                        SYNC_FILE_RANGE_WAIT_AFTER);
 			w->prev_off = w->boff[b];
 			w->prev_len = w->bl[b];
 		}
@@ -226,7 +227,7 @@ new_col(struct seg_writer *w, const char *name, int type, int enc)
 
 int
 seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id,
-		 struct seg_writer **out, struct vdb_err *e)
+                 struct seg_writer **out, struct vdb_err *e)
 {
 	static const unsigned char zero[SEG_HDR];
 	struct seg_writer *w = calloc(1, sizeof(*w));
@@ -303,7 +304,7 @@ end_block(struct seg_writer *w, struct seg_col *c, struct vdb_err *e)
 /* zstd_block: one compressed scalar column */
 static int
 zstd_block(struct seg_writer *w, const char *name, int type, const void *raw, size_t rawlen,
-	   struct vdb_err *e)
+           struct vdb_err *e)
 {
 	size_t cap = ZSTD_compressBound(rawlen), n;
 	void *z = malloc(cap ? cap : 1);
@@ -332,7 +333,7 @@ zstd_block(struct seg_writer *w, const char *name, int type, const void *raw, si
 
 static int
 string_block(struct seg_writer *w, const char *name, const struct col *c, size_t n,
-	     struct vdb_err *e)
+             struct vdb_err *e)
 {
 	size_t bytes = n ? c->soff[n] : 0, rawlen = (n + 1) * 8 + bytes;
 	unsigned char *raw = malloc(rawlen);
@@ -362,7 +363,7 @@ footer_size(const struct seg_writer *w)
 
 int
 seg_writer_finish(struct seg_writer *w, const struct batch *rows, struct seg_info *info,
-		  struct vdb_err *e)
+                  struct vdb_err *e)
 {
 	const struct schema *sc = w->sc;
 	unsigned char hdr[SEG_HDR], hsha[32], fsha[32], trailer[SEG_TRAILER], *foot = NULL, *q;
@@ -374,7 +375,7 @@ seg_writer_finish(struct seg_writer *w, const struct batch *rows, struct seg_inf
 
 	if (n != w->rows) {
 		rc = vdb_err_set(e, VDB_EINTERNAL, "segment has %llu vectors but %zu rows",
-				 (unsigned long long)w->rows, n);
+		                 (unsigned long long)w->rows, n);
 		goto fail;
 	}
 	if ((rc = end_block(w, &w->cols[0], e)) != VDB_OK)
@@ -462,9 +463,9 @@ seg_writer_finish(struct seg_writer *w, const struct batch *rows, struct seg_inf
 	memcpy(trailer + 16, fsha, 32);
 	memcpy(trailer + 48, end_magic, 8);
 	if ((rc = file_pwrite_all(w->stage.fd, foot, flen, (off_t)w->off, w->stage.path, e)) !=
-		    VDB_OK ||
+	            VDB_OK ||
 	    (rc = file_pwrite_all(w->stage.fd, trailer, SEG_TRAILER, (off_t)(w->off + flen),
-				  w->stage.path, e)) != VDB_OK)
+	                          w->stage.path, e)) != VDB_OK)
 		goto fail;
 	sha256_hex(fsha, key);
 	if ((rc = store_commit(w->st, &w->stage, key, e)) != VDB_OK)
@@ -667,28 +668,27 @@ seg_verify(const struct segment *s, const char *key, struct vdb_err *e)
 		sha256(s->map + c->off, ext, sha);
 		if (memcmp(sha, c->sha, 32) != 0)
 			return vdb_err_set(e, VDB_ECORRUPT,
-					   "block '%s' at offset %llu: checksum mismatch", c->name,
-					   (unsigned long long)c->off);
+			                   "block '%s' at offset %llu: checksum mismatch", c->name,
+			                   (unsigned long long)c->off);
 	}
 	sha256(s->footer, s->footer_len, sha);
 	sha256_hex(sha, hex);
 	if (key && strcmp(hex, key) != 0)
-		return vdb_err_set(e, VDB_ECORRUPT, "content address mismatch (footer hashes to %s)",
-				   hex);
+		return vdb_err_set(e, VDB_ECORRUPT,
+		                   "content address mismatch (footer hashes to %s)", hex);
 	return VDB_OK;
 }
 
 /* column: decoded bytes of column c, exactly want bytes, malloc'd */
 static int
-column(const struct segment *s, const struct seg_col *c, size_t want, void **out,
-       struct vdb_err *e)
+column(const struct segment *s, const struct seg_col *c, size_t want, void **out, struct vdb_err *e)
 {
 	void *p;
 	size_t n;
 
 	if (c->raw != want)
 		return vdb_err_set(e, VDB_ECORRUPT, "column '%s': %llu bytes, want %zu", c->name,
-				   (unsigned long long)c->raw, want);
+		                   (unsigned long long)c->raw, want);
 	p = malloc(want ? want : 1);
 	if (p == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
@@ -699,7 +699,7 @@ column(const struct segment *s, const struct seg_col *c, size_t want, void **out
 		if (ZSTD_isError(n) || n != want) {
 			free(p);
 			return vdb_err_set(e, VDB_ECORRUPT, "column '%s': zstd: %s", c->name,
-					   ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short");
+			                   ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short");
 		}
 	}
 	*out = p;
@@ -731,8 +731,8 @@ seg_load(const struct segment *s, struct batch *b, struct vdb_err *e)
 		const struct seg_col *c = &s->cols[i + 3];
 		struct col *bc = &b->cols[i];
 		if (strcmp(c->name, sc->fields[i].name) != 0 || c->type != bc->type) {
-			rc = vdb_err_set(e, VDB_ECORRUPT, "column '%s' where '%s' belongs",
-					 c->name, sc->fields[i].name);
+			rc = vdb_err_set(e, VDB_ECORRUPT, "column '%s' where '%s' belongs", c->name,
+			                 sc->fields[i].name);
 			goto out;
 		}
 		free(v);
@@ -743,7 +743,7 @@ seg_load(const struct segment *s, struct batch *b, struct vdb_err *e)
 			if ((rc = column(s, c, n * 8, &v, e)) != VDB_OK)
 				goto out;
 			memcpy(bc->type == FT_INT64 ? (void *)(bc->i64 + base)
-						    : (void *)(bc->f64 + base),
+			                            : (void *)(bc->f64 + base),
 			       v, n * 8);
 			break;
 		case FT_BOOL:

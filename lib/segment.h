@@ -30,17 +30,16 @@ struct seg_col {
 struct seg_writer;
 
 int seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id,
-		     struct seg_writer **out, struct vdb_err *e);
+                     struct seg_writer **out, struct vdb_err *e);
 int seg_writer_add_vectors(struct seg_writer *w, const float *v, size_t n, struct vdb_err *e);
 /* seg_writer_finish: write the scalar columns of rows (ids, ts, fields;
  * its vectors are ignored — they came through add_vectors), publish the
  * object and describe it in *info (not yet registered in meta.db). */
 int seg_writer_finish(struct seg_writer *w, const struct batch *rows, struct seg_info *info,
-		      struct vdb_err *e);
+                      struct vdb_err *e);
 void seg_writer_abort(struct seg_writer *w);
 /* seg_write: all of b as one segment */
-int seg_write(struct store *st, const struct batch *b, struct seg_info *info,
-	      struct vdb_err *e);
+int seg_write(struct store *st, const struct batch *b, struct seg_info *info, struct vdb_err *e);
 
 struct segment {
 	const unsigned char *map;

@@ -19,10 +19,10 @@ store_key_check(const char *key)
 	return 0;
 }
 
-#define CHECK_KEY(key)                                                                     \
-	do {                                                                               \
-		if (store_key_check(key) != 0)                                             \
-			return vdb_err_set(e, VDB_EINPUT, "bad object key '%.80s'", key);  \
+#define CHECK_KEY(key)                                                                             \
+	do {                                                                                       \
+		if (store_key_check(key) != 0)                                                     \
+			return vdb_err_set(e, VDB_EINPUT, "bad object key '%.80s'", key);          \
 	} while (0)
 
 int
@@ -83,7 +83,7 @@ store_get(struct store *s, const char *key, void **buf, size_t *len, struct vdb_
 
 int
 store_get_range(struct store *s, const char *key, uint64_t off, size_t len, void *buf,
-		struct vdb_err *e)
+                struct vdb_err *e)
 {
 	CHECK_KEY(key);
 	return s->ops->get_range(s, key, off, len, buf, e);

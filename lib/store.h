@@ -26,11 +26,11 @@ struct store_ops {
 	int (*commit)(struct store *s, struct store_stage *st, const char *key, struct vdb_err *e);
 	void (*abort)(struct store *s, struct store_stage *st);
 	int (*get_range)(struct store *s, const char *key, uint64_t off, size_t len, void *buf,
-			 struct vdb_err *e);
+	                 struct vdb_err *e);
 	int (*size)(struct store *s, const char *key, uint64_t *size, struct vdb_err *e);
 	/* list: fn(arg, key) for every object; fn's non-zero return stops */
 	int (*list)(struct store *s, int (*fn)(void *arg, const char *key), void *arg,
-		    struct vdb_err *e);
+	            struct vdb_err *e);
 	int (*del)(struct store *s, const char *key, struct vdb_err *e);
 	/* local_path: a file that holds the object, for mmap (a remote backend
 	 * fetches into ROOT/cache/) */
@@ -52,10 +52,10 @@ int store_put(struct store *s, const char *key, const void *buf, size_t len, str
 /* store_get: the whole object, malloc'd */
 int store_get(struct store *s, const char *key, void **buf, size_t *len, struct vdb_err *e);
 int store_get_range(struct store *s, const char *key, uint64_t off, size_t len, void *buf,
-		    struct vdb_err *e);
+                    struct vdb_err *e);
 int store_size(struct store *s, const char *key, uint64_t *size, struct vdb_err *e);
 int store_list(struct store *s, int (*fn)(void *arg, const char *key), void *arg,
-	       struct vdb_err *e);
+               struct vdb_err *e);
 int store_delete(struct store *s, const char *key, struct vdb_err *e);
 int store_local_path(struct store *s, const char *key, char **path, struct vdb_err *e);
 void store_close(struct store *s);

@@ -104,7 +104,7 @@ f_open_obj(struct store_file *s, const char *key, int *fd, struct vdb_err *e)
 
 static int
 f_get_range(struct store *bs, const char *key, uint64_t off, size_t len, void *buf,
-	    struct vdb_err *e)
+            struct vdb_err *e)
 {
 	int fd, rc;
 
@@ -198,15 +198,15 @@ f_close(struct store *bs)
 }
 
 static const struct store_ops file_ops = {
-	.stage = f_stage,
-	.commit = f_commit,
-	.abort = f_abort,
-	.get_range = f_get_range,
-	.size = f_size,
-	.list = f_list,
-	.del = f_del,
-	.local_path = f_local_path,
-	.close = f_close,
+        .stage = f_stage,
+        .commit = f_commit,
+        .abort = f_abort,
+        .get_range = f_get_range,
+        .size = f_size,
+        .list = f_list,
+        .del = f_del,
+        .local_path = f_local_path,
+        .close = f_close,
 };
 
 int

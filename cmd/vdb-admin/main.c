@@ -9,8 +9,8 @@
 #include "schema.h"
 
 static const char USAGE[] = "usage: vdb-admin init root\n"
-			    "       vdb-admin [-d root] verify\n"
-			    "       vdb-admin [-d root] dump collection\n";
+                            "       vdb-admin [-d root] verify\n"
+                            "       vdb-admin [-d root] dump collection\n";
 
 static void
 usage(void)
@@ -30,9 +30,9 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"root", required_argument, NULL, 'd'},
-		{NULL, 0, NULL, 0},
+	        {"help", no_argument, NULL, 'h'},
+	        {"root", required_argument, NULL, 'd'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct vdb_err e = {0};
 	const char *rootopt = NULL;
@@ -67,7 +67,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "verify") == 0 ? argc != 1
 	    : strcmp(argv[0], "dump") == 0 ? argc != 2
-					    : 1)
+	                                   : 1)
 		usage();
 	if ((rc = root_path(rootopt, &rootopt, &e)) != VDB_OK ||
 	    (rc = root_open(rootopt, &r, &e)) != VDB_OK)

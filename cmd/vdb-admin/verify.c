@@ -24,10 +24,8 @@ struct verify {
 	size_t nsegs;
 };
 
-static void
-problem(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void
-note(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 problem(struct verify *v, const char *fmt, ...)
@@ -69,23 +67,24 @@ verify_segment(struct verify *v, const struct seg_info *si, const struct schema 
 	if (seg_open(path, &s, &e) != VDB_OK) {
 		free(path);
 		problem(v, "object %s (segment %" PRId64 " of %s): %s", si->object, si->id,
-			sc->name, e.msg);
+		        sc->name, e.msg);
 		return;
 	}
 	free(path);
 	if (seg_verify(&s, si->object, &e) != VDB_OK)
 		problem(v, "object %s (segment %" PRId64 " of %s): %s", si->object, si->id,
-			sc->name, e.msg);
+		        sc->name, e.msg);
 	else if (s.rows != si->rows || s.size != si->bytes)
 		problem(v,
-			"object %s (segment %" PRId64 " of %s): %" PRIu64 " rows, %zu bytes; "
-			"meta.db says %" PRIu64 " rows, %" PRIu64 " bytes",
-			si->object, si->id, sc->name, s.rows, s.size, si->rows, si->bytes);
-	else if (s.cid != (uint64_t)sc->id || s.dim != sc->dim ||
-		 s.ncols != sc->nfields + 3 || s.pid != (uint64_t)si->partition_id)
-		problem(v, "object %s (segment %" PRId64 " of %s): header does not match the "
-			   "collection",
-			si->object, si->id, sc->name);
+		        "object %s (segment %" PRId64 " of %s): %" PRIu64 " rows, %zu bytes; "
+		        "meta.db says %" PRIu64 " rows, %" PRIu64 " bytes",
+		        si->object, si->id, sc->name, s.rows, s.size, si->rows, si->bytes);
+	else if (s.cid != (uint64_t)sc->id || s.dim != sc->dim || s.ncols != sc->nfields + 3 ||
+	         s.pid != (uint64_t)si->partition_id)
+		problem(v,
+		        "object %s (segment %" PRId64 " of %s): header does not match the "
+		        "collection",
+		        si->object, si->id, sc->name);
 	seg_close(&s);
 }
 
@@ -116,8 +115,7 @@ check_frame(void *arg, const unsigned char *p, size_t len, uint64_t off, struct 
 }
 
 static void
-verify_stream(struct verify *v, const struct schema *sc, const char *dir, int kind,
-	      uint32_t sealed)
+verify_stream(struct verify *v, const struct schema *sc, const char *dir, int kind, uint32_t sealed)
 {
 	struct frame_check fc = {.sc = sc, .kind = kind};
 	struct vdb_err e;
@@ -145,7 +143,7 @@ verify_stream(struct verify *v, const struct schema *sc, const char *dir, int ki
 		if (fd < 0) {
 			problem(v, "log %s: cannot open", path);
 		} else if (log_scan_fd(fd, path, kind, sc->id, 0, check_frame, &fc, &res, &e) !=
-			   VDB_OK) {
+		           VDB_OK) {
 			problem(v, "log %s", e.msg);
 		} else {
 			v->frames += res.frames;
@@ -156,8 +154,9 @@ verify_stream(struct verify *v, const struct schema *sc, const char *dir, int ki
 				     "it)",
 				     path, res.torn_bytes, res.valid_end);
 			else if (res.torn)
-				problem(v, "log %s: bad tail at offset %" PRIu64 " in a closed file",
-					path, res.valid_end);
+				problem(v,
+				        "log %s: bad tail at offset %" PRIu64 " in a closed file",
+				        path, res.valid_end);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -195,7 +194,8 @@ verify_dirs(struct verify *v, const struct schema *cols, size_t ncols)
 	if (tmp && (dp = opendir(tmp)) != NULL) {
 		while ((d = readdir(dp)) != NULL)
 			if (d->d_name[0] != '.')
-				note(v, "objects/tmp/%s: a staged object never published", d->d_name);
+				note(v, "objects/tmp/%s: a staged object never published",
+				     d->d_name);
 		closedir(dp);
 	}
 	if (logdir && (dp = opendir(logdir)) != NULL) {
@@ -258,9 +258,9 @@ admin_verify(struct root *r, unsigned long *problems, struct vdb_err *e)
 		goto out;
 	verify_dirs(&v, cols, ncols);
 	fprintf(stderr,
-		"vdb-admin: verify: %zu collections, %lu objects, %lu log files, %lu frames: "
-		"%lu problems, %lu notes\n",
-		ncols, v.objects, v.files, v.frames, v.problems, v.notes);
+	        "vdb-admin: verify: %zu collections, %lu objects, %lu log files, %lu frames: "
+	        "%lu problems, %lu notes\n",
+	        ncols, v.objects, v.files, v.frames, v.problems, v.notes);
 	*problems = v.problems;
 out:
 	free(v.segs);

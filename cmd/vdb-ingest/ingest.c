@@ -36,7 +36,7 @@ progress(struct ingest *g, int last)
 		return;
 	g->tlast = t;
 	fprintf(stderr, "\rvdb-ingest: %" PRIu64 " rows acknowledged (%.0f rows/s)%s", g->acked,
-		t > g->t0 ? (double)g->acked / (t - g->t0) : 0.0, last ? "\n" : "");
+	        t > g->t0 ? (double)g->acked / (t - g->t0) : 0.0, last ? "\n" : "");
 }
 
 int
@@ -116,16 +116,15 @@ maybe_seal(struct ingest *g, int force, struct vdb_err *e)
 	struct seal_result res;
 	int rc;
 
-	if (!force && !((g->seg_rows && g->ls.rows >= g->seg_rows) ||
-			g->ls.end >= g->seg_bytes))
+	if (!force && !((g->seg_rows && g->ls.rows >= g->seg_rows) || g->ls.end >= g->seg_bytes))
 		return VDB_OK;
 	if ((rc = seal_collection(g->root, &g->sc, &g->ls, g->seg_rows, &res, e)) != VDB_OK)
 		return rc;
 	for (size_t i = 0; i < res.nsegs; i++)
 		if (g->verbose || force)
 			fprintf(force ? stdout : stderr,
-				"{\"segment\":\"%s\",\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64 "}\n",
-				res.segs[i].object, res.segs[i].rows, res.segs[i].bytes);
+			        "{\"segment\":\"%s\",\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64 "}\n",
+			        res.segs[i].object, res.segs[i].rows, res.segs[i].bytes);
 	free(res.segs);
 	return VDB_OK;
 }
@@ -312,9 +311,10 @@ ingest_fd(struct ingest *g, int fd, const char *name, struct vdb_err *e)
 			}
 			if (dup) {
 				batch_truncate(&g->batch, g->batch.n - 1);
-				vdb_err_set(e, VDB_EINPUT, "%s:%llu: duplicate id %lld in the batch",
-					    name, (unsigned long long)rr.recno,
-					    (long long)g->batch.ids[g->batch.n]);
+				vdb_err_set(e, VDB_EINPUT,
+				            "%s:%llu: duplicate id %lld in the batch", name,
+				            (unsigned long long)rr.recno,
+				            (long long)g->batch.ids[g->batch.n]);
 				if ((rc = reject(g, &rr, e)) != VDB_OK)
 					break;
 				continue;
@@ -348,8 +348,7 @@ ingest_flush(struct ingest *g, struct vdb_err *e)
 /* ---- deletes ---- */
 
 static int
-commit_delete(struct ingest *g, struct logstream *ls, int64_t *ids, size_t n,
-	      struct vdb_err *e)
+commit_delete(struct ingest *g, struct logstream *ls, int64_t *ids, size_t n, struct vdb_err *e)
 {
 	unsigned char *payload = NULL;
 	size_t len;
@@ -404,7 +403,7 @@ ingest_delete_fd(struct ingest *g, FILE *in, const char *name, struct vdb_err *e
 			end++;
 		if (end == p || *end || errno) {
 			rc = vdb_err_set(e, VDB_EINPUT, "%s:%llu: not an id: '%.40s'", name, lineno,
-					 p);
+			                 p);
 			goto out;
 		}
 		if (n == cap) {

@@ -17,19 +17,19 @@ struct ingest {
 	int64_t pid;
 	const char *pname;
 	int format;
-	int bulk;	    /* write segments directly instead of through the log */
-	int skip;	    /* --on-error skip */
+	int bulk; /* write segments directly instead of through the log */
+	int skip; /* --on-error skip */
 	FILE *rejects;
 	size_t batch_rows;
 	uint64_t seg_rows, seg_bytes;
 	int linger_ms;
-	int progress;	    /* stderr is a TTY and not -q */
+	int progress; /* stderr is a TTY and not -q */
 	int verbose;
-	int64_t next_id;    /* fvecs/npy: id of the next row */
+	int64_t next_id; /* fvecs/npy: id of the next row */
 
 	struct logstream ls;
 	struct batch batch; /* rows not yet acknowledged */
-	struct idmap seen;  /* ids in batch (or in the bulk segment) */
+	struct idmap seen; /* ids in batch (or in the bulk segment) */
 	/* bulk: the segment being written and its scalar columns */
 	struct seg_writer *w;
 	struct batch scal;

@@ -12,12 +12,12 @@
 #include "ingest.h"
 
 static const char USAGE[] =
-	"usage: vdb-ingest [-qv] [-d root] [--batch-rows n] [--bulk | --no-bulk]\n"
-	"                  [--format jsonl|tsv|fvecs|npy] [--id-offset n] [--linger-ms n]\n"
-	"                  [--on-error stop|skip] [--partition name] [--rejects file]\n"
-	"                  [--segment-bytes n] [--segment-rows n] collection [file ...]\n"
-	"       vdb-ingest [-d root] --flush collection\n"
-	"       vdb-ingest [-d root] --delete collection [file ...]\n";
+        "usage: vdb-ingest [-qv] [-d root] [--batch-rows n] [--bulk | --no-bulk]\n"
+        "                  [--format jsonl|tsv|fvecs|npy] [--id-offset n] [--linger-ms n]\n"
+        "                  [--on-error stop|skip] [--partition name] [--rejects file]\n"
+        "                  [--segment-bytes n] [--segment-rows n] collection [file ...]\n"
+        "       vdb-ingest [-d root] --flush collection\n"
+        "       vdb-ingest [-d root] --delete collection [file ...]\n";
 
 enum {
 	OPT_BATCH = 256,
@@ -36,24 +36,24 @@ enum {
 };
 
 static const struct option longopts[] = {
-	{"batch-rows", required_argument, NULL, OPT_BATCH},
-	{"bulk", no_argument, NULL, OPT_BULK},
-	{"delete", no_argument, NULL, OPT_DELETE},
-	{"flush", no_argument, NULL, OPT_FLUSH},
-	{"format", required_argument, NULL, OPT_FORMAT},
-	{"help", no_argument, NULL, 'h'},
-	{"id-offset", required_argument, NULL, OPT_IDOFF},
-	{"linger-ms", required_argument, NULL, OPT_LINGER},
-	{"no-bulk", no_argument, NULL, OPT_NOBULK},
-	{"on-error", required_argument, NULL, OPT_ONERR},
-	{"partition", required_argument, NULL, OPT_PART},
-	{"quiet", no_argument, NULL, 'q'},
-	{"rejects", required_argument, NULL, OPT_REJ},
-	{"root", required_argument, NULL, 'd'},
-	{"segment-bytes", required_argument, NULL, OPT_SEGB},
-	{"segment-rows", required_argument, NULL, OPT_SEGR},
-	{"verbose", no_argument, NULL, 'v'},
-	{NULL, 0, NULL, 0},
+        {"batch-rows", required_argument, NULL, OPT_BATCH},
+        {"bulk", no_argument, NULL, OPT_BULK},
+        {"delete", no_argument, NULL, OPT_DELETE},
+        {"flush", no_argument, NULL, OPT_FLUSH},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"help", no_argument, NULL, 'h'},
+        {"id-offset", required_argument, NULL, OPT_IDOFF},
+        {"linger-ms", required_argument, NULL, OPT_LINGER},
+        {"no-bulk", no_argument, NULL, OPT_NOBULK},
+        {"on-error", required_argument, NULL, OPT_ONERR},
+        {"partition", required_argument, NULL, OPT_PART},
+        {"quiet", no_argument, NULL, 'q'},
+        {"rejects", required_argument, NULL, OPT_REJ},
+        {"root", required_argument, NULL, 'd'},
+        {"segment-bytes", required_argument, NULL, OPT_SEGB},
+        {"segment-rows", required_argument, NULL, OPT_SEGR},
+        {"verbose", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0},
 };
 
 static void
@@ -80,7 +80,7 @@ number(const char *opt, const char *s, long long min, long long max)
 	v = strtoll(s, &end, 10);
 	if (errno || *end || end == s || v < min || v > max) {
 		fprintf(stderr, "vdb-ingest: fatal: --%s: '%s' is not a number from %lld to %lld\n",
-			opt, s, min, max);
+		        opt, s, min, max);
 		exit(EXIT_PERM);
 	}
 	return v;
@@ -141,9 +141,10 @@ main(int argc, char **argv)
 			break;
 		case OPT_FORMAT:
 			if (rec_format_parse(optarg, &format) != 0) {
-				fprintf(stderr, "vdb-ingest: fatal: --format: '%s' is not one of "
-						"jsonl, tsv, fvecs, npy\n",
-					optarg);
+				fprintf(stderr,
+				        "vdb-ingest: fatal: --format: '%s' is not one of "
+				        "jsonl, tsv, fvecs, npy\n",
+				        optarg);
 				return EXIT_PERM;
 			}
 			break;
@@ -159,7 +160,8 @@ main(int argc, char **argv)
 			else if (strcmp(optarg, "skip") == 0)
 				g.skip = 1;
 			else {
-				fprintf(stderr, "vdb-ingest: fatal: --on-error: want stop or skip\n");
+				fprintf(stderr,
+				        "vdb-ingest: fatal: --on-error: want stop or skip\n");
 				return EXIT_PERM;
 			}
 			break;
@@ -238,7 +240,8 @@ main(int argc, char **argv)
 			}
 			/* a pipe may pause: do not sit on rows someone waits for */
 			if (g.linger_ms < 0)
-				g.linger_ms = (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ? 0 : 200;
+				g.linger_ms =
+				        (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ? 0 : 200;
 			rc = ingest_fd(&g, fd, name, &e);
 			if (fd != 0)
 				close(fd);
@@ -250,8 +253,8 @@ main(int argc, char **argv)
 	ingest_close(&g);
 	if (g.rejected)
 		fprintf(stderr, "vdb-ingest: %llu records rejected%s%s\n",
-			(unsigned long long)g.rejected, rejects ? ", written to " : "",
-			rejects ? rejects : "");
+		        (unsigned long long)g.rejected, rejects ? ", written to " : "",
+		        rejects ? rejects : "");
 	if (g.rejects && fclose(g.rejects) != 0 && rc == VDB_OK)
 		rc = vdb_err_errno(&e, VDB_ETEMP, "%s: close", rejects);
 	root_close(g.root);

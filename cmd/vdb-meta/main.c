@@ -16,14 +16,14 @@
 #include "schema.h"
 
 static const char USAGE[] =
-	"usage: vdb-meta [-d root] create name --dim n [--auto-id] [--field name:type]...\n"
-	"                [--metric l2|ip|cosine]\n"
-	"       vdb-meta [-d root] list\n"
-	"       vdb-meta [-d root] show name\n"
-	"       vdb-meta [-d root] drop name\n"
-	"       vdb-meta [-d root] partition create|list|drop collection [partition]\n"
-	"       vdb-meta [-d root] segments name\n"
-	"       vdb-meta [-d root] ts\n";
+        "usage: vdb-meta [-d root] create name --dim n [--auto-id] [--field name:type]...\n"
+        "                [--metric l2|ip|cosine]\n"
+        "       vdb-meta [-d root] list\n"
+        "       vdb-meta [-d root] show name\n"
+        "       vdb-meta [-d root] drop name\n"
+        "       vdb-meta [-d root] partition create|list|drop collection [partition]\n"
+        "       vdb-meta [-d root] segments name\n"
+        "       vdb-meta [-d root] ts\n";
 
 static struct vdb_err e;
 
@@ -61,11 +61,11 @@ static int
 cmd_create(struct root *r, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"auto-id", no_argument, NULL, 'a'},
-		{"dim", required_argument, NULL, 'n'},
-		{"field", required_argument, NULL, 'f'},
-		{"metric", required_argument, NULL, 'm'},
-		{NULL, 0, NULL, 0},
+	        {"auto-id", no_argument, NULL, 'a'},
+	        {"dim", required_argument, NULL, 'n'},
+	        {"field", required_argument, NULL, 'f'},
+	        {"metric", required_argument, NULL, 'm'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct schema s;
 	struct field f;
@@ -86,7 +86,7 @@ cmd_create(struct root *r, int argc, char **argv)
 			dim = strtol(optarg, &end, 10);
 			if (errno || *end || dim < 1 || dim > VDB_MAX_DIM) {
 				vdb_err_set(&e, VDB_EINPUT, "--dim: '%s' is not from 1 to %d",
-					    optarg, VDB_MAX_DIM);
+				            optarg, VDB_MAX_DIM);
 				fatal(VDB_EINPUT);
 			}
 			break;
@@ -320,9 +320,9 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"root", required_argument, NULL, 'd'},
-		{NULL, 0, NULL, 0},
+	        {"help", no_argument, NULL, 'h'},
+	        {"root", required_argument, NULL, 'd'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *rootopt = NULL, *cmd;
 	struct root *r;

@@ -50,8 +50,9 @@ main(int argc, char **argv)
 			fields = 1;
 			break;
 		default:
-			fprintf(stderr, "usage: vdb-gen [-f fvecs|jsonl|tsv|npy] [-n rows] [-d dim] "
-					"[-s seed] [-i first-id] [-y]\n");
+			fprintf(stderr,
+			        "usage: vdb-gen [-f fvecs|jsonl|tsv|npy] [-n rows] [-d dim] "
+			        "[-s seed] [-i first-id] [-y]\n");
 			return 100;
 		}
 	}
@@ -64,8 +65,8 @@ main(int argc, char **argv)
 	if (strcmp(fmt, "npy") == 0) {
 		char h[128];
 		int hl = snprintf(h, sizeof(h),
-				  "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %d), }",
-				  n, dim);
+		                  "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %d), }",
+		                  n, dim);
 		int total = 10 + hl + 1, pad = (64 - total % 64) % 64;
 		unsigned short len = (unsigned short)(hl + pad + 1);
 		fwrite("\x93NUMPY\x01\x00", 1, 8, stdout);
@@ -93,11 +94,11 @@ main(int argc, char **argv)
 				p += sprintf(p, k ? ",%.9g" : "%.9g", (double)v[k]);
 			if (tsv)
 				p += fields ? sprintf(p, "\t%lld\tt%lld\n", 1950 + r % 70, r % 7)
-					    : sprintf(p, "\n");
+				            : sprintf(p, "\n");
 			else
 				p += fields ? sprintf(p, "],\"year\":%lld,\"tag\":\"t%lld\"}\n",
-						      1950 + r % 70, r % 7)
-					    : sprintf(p, "]}\n");
+				                      1950 + r % 70, r % 7)
+				            : sprintf(p, "]}\n");
 			fwrite(line, 1, (size_t)(p - line), stdout);
 		}
 	}
