@@ -46,8 +46,11 @@ log_init(struct logstream *ls, const char *root, int64_t cid, int kind, struct v
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
 	}
 	rc = file_mkdir(logdir, e);
-	if (rc == VDB_OK)
-		rc = file_mkdir(ls->dir, e);
+	if (rc == VDB_OK && access(ls->dir, F_OK) != 0) {
+		/* the new directory's entry is durable before the first ack */
+		if ((rc = file_mkdir(ls->dir, e)) == VDB_OK)
+			rc = file_sync_dir(logdir, e);
+	}
 	free(logdir);
 	return rc;
 }

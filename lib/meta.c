@@ -16,7 +16,7 @@ struct meta {
 static const char *migrations[] = {
         /* 0 -> 1 */
         "CREATE TABLE collections ("
-        "  id INTEGER PRIMARY KEY,"
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
         "  name TEXT NOT NULL UNIQUE,"
         "  dim INTEGER NOT NULL CHECK (dim BETWEEN 1 AND 32768),"
         "  metric TEXT NOT NULL CHECK (metric IN ('l2','ip','cosine')),"
@@ -31,13 +31,13 @@ static const char *migrations[] = {
         "  max_len INTEGER NOT NULL DEFAULT 0,"
         "  PRIMARY KEY (collection_id, pos), UNIQUE (collection_id, name));"
         "CREATE TABLE partitions ("
-        "  id INTEGER PRIMARY KEY,"
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
         "  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
         "  name TEXT NOT NULL,"
         "  created INTEGER NOT NULL,"
         "  UNIQUE (collection_id, name));"
         "CREATE TABLE segments ("
-        "  id INTEGER PRIMARY KEY,"
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
         "  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
         "  partition_id INTEGER NOT NULL REFERENCES partitions(id) ON DELETE CASCADE,"
         "  object TEXT NOT NULL,"
@@ -67,6 +67,8 @@ dberr(struct meta *m, struct vdb_err *e, const char *what)
 		rc = VDB_ETEMP;
 	else if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
 		rc = VDB_ECORRUPT;
+	else if (sqlite3_extended_errcode(m->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
+		rc = VDB_ETEMP; /* dropped under us: a retry sees the new state */
 	else if (code == SQLITE_CONSTRAINT)
 		rc = VDB_EEXIST;
 	return vdb_err_set(e, rc, "%s: %s: %s", m->path, what, sqlite3_errmsg(m->db));

@@ -164,7 +164,8 @@ parse_json(struct rec_reader *r, const char *line, size_t len, struct batch *b, 
 {
 	const struct schema *sc = r->sc;
 	size_t row = b->n;
-	uint64_t seen = 0; /* bit i: field i; bit 62: id; bit 63: vector */
+	uint64_t seen = 0; /* bit i: field i */
+	int have_id = 0, have_vec = 0;
 	json_error_t jerr;
 	const char *key;
 	json_t *o, *v;
@@ -189,11 +190,11 @@ parse_json(struct rec_reader *r, const char *line, size_t len, struct batch *b, 
 				goto out;
 			}
 			b->ids[row] = json_integer_value(v);
-			seen |= 1ull << 62;
+			have_id = 1;
 		} else if (strcmp(key, "vector") == 0) {
 			if ((rc = json_vector(r, v, b->vec + row * sc->dim, e)) != VDB_OK)
 				goto out;
-			seen |= 1ull << 63;
+			have_vec = 1;
 		} else if ((f = schema_field_index(sc, key)) >= 0) {
 			if ((rc = set_field(r, b, (uint32_t)f, row, v, e)) != VDB_OK)
 				goto out;
@@ -203,11 +204,11 @@ parse_json(struct rec_reader *r, const char *line, size_t len, struct batch *b, 
 			goto out;
 		}
 	}
-	if (!sc->auto_id && !(seen & 1ull << 62)) {
+	if (!sc->auto_id && !have_id) {
 		rc = bad(r, e, "missing \"id\"");
 		goto out;
 	}
-	if (!(seen & 1ull << 63)) {
+	if (!have_vec) {
 		rc = bad(r, e, "missing \"vector\"");
 		goto out;
 	}
@@ -293,7 +294,7 @@ fast_number(struct scan *s, double *d, int64_t *i, int *is_int, int for_float)
 		if (m > (uint64_t)INT64_MAX + (uint64_t)neg)
 			return -1; /* jansson: integer overflow */
 		*i = neg ? (int64_t)(0 - m) : (int64_t)m;
-		*d = neg ? -(double)m : (double)m;
+		*d = (double)*i; /* as jansson: "-0" is the integer 0 */
 		return 0;
 	}
 	exp = (eneg ? -exp : exp) - frac;
@@ -429,6 +430,7 @@ json_fast(struct rec_reader *r, const char *line, size_t len, struct batch *b)
 	const struct schema *sc = r->sc;
 	struct scan s = {line, line + len};
 	uint64_t seen = 0, want;
+	int have_id = 0, have_vec = 0;
 	size_t row = b->n;
 
 	ws(&s);
@@ -440,7 +442,6 @@ json_fast(struct rec_reader *r, const char *line, size_t len, struct batch *b)
 	for (;;) {
 		const char *key;
 		size_t klen;
-		int bit;
 		if (fast_string(&s, &key, &klen) != 0)
 			return FAST_NO;
 		ws(&s);
@@ -452,27 +453,24 @@ json_fast(struct rec_reader *r, const char *line, size_t len, struct batch *b)
 		if (klen == 2 && memcmp(key, "id", 2) == 0) {
 			double d;
 			int is_int;
-			if (sc->auto_id || fast_number(&s, &d, &b->ids[row], &is_int, 0) != 0 ||
+			if (have_id || sc->auto_id || fast_number(&s, &d, &b->ids[row], &is_int, 0) != 0 ||
 			    !is_int)
 				return FAST_NO;
-			bit = 62;
+			have_id = 1;
 		} else if (klen == 6 && memcmp(key, "vector", 6) == 0) {
-			if (fast_vector(r, &s, b->vec + row * sc->dim) != 0)
+			if (have_vec || fast_vector(r, &s, b->vec + row * sc->dim) != 0)
 				return FAST_NO;
-			bit = 63;
+			have_vec = 1;
 		} else {
 			int f = -1;
 			for (uint32_t i = 0; i < sc->nfields; i++)
 				if (strlen(sc->fields[i].name) == klen &&
 				    memcmp(sc->fields[i].name, key, klen) == 0)
 					f = (int)i;
-			if (f < 0 || fast_field(r, &s, b, (uint32_t)f, row) != 0)
+			if (f < 0 || (seen & 1ull << f) || fast_field(r, &s, b, (uint32_t)f, row) != 0)
 				return FAST_NO;
-			bit = f;
+			seen |= 1ull << f;
 		}
-		if (seen & 1ull << bit)
-			return FAST_NO;
-		seen |= 1ull << bit;
 		ws(&s);
 		if (s.p < s.end && *s.p == ',') {
 			s.p++;
@@ -486,14 +484,52 @@ json_fast(struct rec_reader *r, const char *line, size_t len, struct batch *b)
 		return FAST_NO;
 	}
 	ws(&s);
-	want = (sc->nfields ? (1ull << sc->nfields) - 1 : 0) | 1ull << 63 |
-	       (sc->auto_id ? 0 : 1ull << 62);
-	if (s.p != s.end || seen != want)
+	want = sc->nfields == 64 ? ~0ull : (1ull << sc->nfields) - 1;
+	if (s.p != s.end || seen != want || !have_vec || have_id == sc->auto_id)
 		return FAST_NO;
 	return VDB_OK;
 }
 
 /* ---- TSV ---- */
+
+/* utf8_ok: well-formed UTF-8 without NUL, what a JSON string can hold */
+static int
+utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t k;
+		uint32_t cp;
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			k = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			k = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			k = 3, cp = c & 0x07;
+		else
+			return 0;
+		if (n - i <= k)
+			return 0;
+		for (size_t j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + j] & 0x3f);
+		}
+		if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += k + 1;
+	}
+	return 1;
+}
 
 static int
 tsv_unescape(struct rec_reader *r, char *s, size_t *len, struct vdb_err *e)
@@ -531,7 +567,8 @@ tsv_unescape(struct rec_reader *r, char *s, size_t *len, struct vdb_err *e)
 static int
 tsv_header(struct rec_reader *r, char *line, size_t len, struct vdb_err *e)
 {
-	uint64_t seen = 0;
+	uint64_t seen = 0; /* bit i: field i */
+	int have_id = 0, have_vec = 0;
 	char *p = line, *end = line + len;
 
 	r->tsv_ncols = 0;
@@ -557,18 +594,23 @@ tsv_header(struct rec_reader *r, char *line, size_t len, struct vdb_err *e)
 		} else if ((which = schema_field_index(r->sc, name)) < 0) {
 			return bad(r, e, "header: unknown field '%s'", name);
 		}
-		int bit = which == -1 ? 62 : which == -2 ? 63 : which;
-		if (seen & 1ull << bit)
+		if ((which == -1 && have_id) || (which == -2 && have_vec) ||
+		    (which >= 0 && (seen & 1ull << which)))
 			return bad(r, e, "header: column '%s' twice", name);
-		seen |= 1ull << bit;
+		if (which == -1)
+			have_id = 1;
+		else if (which == -2)
+			have_vec = 1;
+		else
+			seen |= 1ull << which;
 		r->tsv_cols[r->tsv_ncols++] = which;
 		if (tab == NULL)
 			break;
 		p = tab + 1;
 	}
-	if (!r->sc->auto_id && !(seen & 1ull << 62))
+	if (!r->sc->auto_id && !have_id)
 		return bad(r, e, "header: no \"id\" column");
-	if (!(seen & 1ull << 63))
+	if (!have_vec)
 		return bad(r, e, "header: no \"vector\" column");
 	for (uint32_t i = 0; i < r->sc->nfields; i++)
 		if (!(seen & 1ull << i))
@@ -654,6 +696,8 @@ tsv_value(struct rec_reader *r, struct batch *b, int which, size_t row, char *s,
 		if (n > f->max_len)
 			return bad(r, e, "field '%s' is %zu bytes, longer than its %u", f->name, n,
 			           f->max_len);
+		if (!utf8_ok((const unsigned char *)s, n))
+			return bad(r, e, "field '%s' is not UTF-8 text", f->name);
 		return batch_put_string(b, (uint32_t)which, row, s, n, e);
 	}
 	}
@@ -698,6 +742,8 @@ next_line(struct rec_reader *r, char **line, size_t *len, struct vdb_err *e)
 			if (scanned > REC_MAX_LINE) {
 				r->fatal = 1;
 				r->recno++;
+				r->raw = NULL;
+				r->rawlen = 0;
 				return bad(r, e, "line longer than %u bytes", REC_MAX_LINE);
 			}
 			if ((rc = fill(r, scanned + 1, e)) != VDB_OK)
@@ -890,9 +936,12 @@ npy_header(struct rec_reader *r, struct vdb_err *e)
 		vdb_err_set(e, VDB_EINPUT, "%s: npy in Fortran order is unsupported", r->name);
 		goto out;
 	}
+	int used = 0;
 	if ((p = strstr(h, "'shape':")) == NULL ||
-	    sscanf(p + 8, " (%llu, %llu)", &rows, &cols) != 2)
-		goto bad_header;
+	    sscanf(p + 8, " (%llu, %llu)%n", &rows, &cols, &used) != 2 || used == 0) {
+		vdb_err_set(e, VDB_EINPUT, "%s: npy shape must be (rows, dim)", r->name);
+		goto out;
+	}
 	if (cols != r->sc->dim) {
 		vdb_err_set(e, VDB_EINPUT, "%s: wrong dimension (got %llu, want %u)", r->name, cols,
 		            r->sc->dim);

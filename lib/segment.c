@@ -589,7 +589,8 @@ parse(struct segment *s, struct vdb_err *e)
 	    s->cols[0].enc != SE_RAW || s->cols[0].stored / 4 / s->dim != s->rows ||
 	    s->cols[0].stored != s->rows * s->dim * 4)
 		return corrupt(e, "vector block does not match the header");
-	if (strcmp(s->cols[1].name, "_id") || strcmp(s->cols[2].name, "_ts"))
+	if (strcmp(s->cols[1].name, "_id") || strcmp(s->cols[2].name, "_ts") ||
+	    s->cols[1].type != SC_INT64 || s->cols[2].type != SC_INT64)
 		return corrupt(e, "missing _id or _ts column");
 	s->vectors = (const float *)(const void *)(m + s->cols[0].off);
 	return VDB_OK;
@@ -686,7 +687,7 @@ column(const struct segment *s, const struct seg_col *c, size_t want, void **out
 	void *p;
 	size_t n;
 
-	if (c->raw != want)
+	if (c->raw != want || (c->enc == SE_RAW && c->stored != want))
 		return vdb_err_set(e, VDB_ECORRUPT, "column '%s': %llu bytes, want %zu", c->name,
 		                   (unsigned long long)c->raw, want);
 	p = malloc(want ? want : 1);
@@ -704,6 +705,22 @@ column(const struct segment *s, const struct seg_col *c, size_t want, void **out
 	}
 	*out = p;
 	return VDB_OK;
+}
+
+/* seg_ctype_of: the column type a schema field type is stored as */
+static int
+seg_ctype_of(int ftype)
+{
+	switch (ftype) {
+	case FT_INT64:
+		return SC_INT64;
+	case FT_DOUBLE:
+		return SC_DOUBLE;
+	case FT_BOOL:
+		return SC_BOOL;
+	default:
+		return SC_STRING;
+	}
 }
 
 int
@@ -730,7 +747,7 @@ seg_load(const struct segment *s, struct batch *b, struct vdb_err *e)
 	for (uint32_t i = 0; i < sc->nfields; i++) {
 		const struct seg_col *c = &s->cols[i + 3];
 		struct col *bc = &b->cols[i];
-		if (strcmp(c->name, sc->fields[i].name) != 0 || c->type != bc->type) {
+		if (strcmp(c->name, sc->fields[i].name) != 0 || c->type != seg_ctype_of(bc->type)) {
 			rc = vdb_err_set(e, VDB_ECORRUPT, "column '%s' where '%s' belongs", c->name,
 			                 sc->fields[i].name);
 			goto out;

@@ -62,6 +62,11 @@ f_commit(struct store *bs, struct store_stage *st, const char *key, struct vdb_e
 	char *fan = NULL, *path = NULL;
 	int rc;
 
+	/* immutable: read-only, readable by all, as git's objects */
+	if (fchmod(st->fd, 0444) != 0) {
+		rc = vdb_err_errno(e, VDB_ETEMP, "%s: chmod", st->path);
+		goto out;
+	}
 	if ((rc = file_sync(st->fd, st->path, e)) != VDB_OK)
 		goto out;
 	fan = path_fmt("%s/%.2s", s->dir, key);

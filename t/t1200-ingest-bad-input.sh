@@ -97,6 +97,18 @@ expect_fail "tsv: not an int64" 100 "b.tsv:2: 'nan' is not an int64" vdb-ingest 
 printf 'id\tvector\tyear\ttag\tscore\tok\n9\t1,2,inf,4\t1\tab\t0.5\ttrue\n' >"$TMP/b.tsv"
 expect_fail "tsv: infinity" 100 "b.tsv:2: vector\[2\] is not a finite float32" vdb-ingest c "$TMP/b.tsv"
 
+printf 'id\tvector\tyear\ttag\tscore\tok\n9\t1,2,3,4\t1\ta\377\t0.5\ttrue\n' >"$TMP/b.tsv"
+expect_fail "tsv: a string that is not UTF-8" 100 "b.tsv:2: field 'tag' is not UTF-8 text" \
+	vdb-ingest c "$TMP/b.tsv"
+
+fields=$(for i in $(seq 64); do printf ' --field f%d:int64' "$i"; done)
+vdb-meta create wide --dim 2 $fields
+vals=$(for i in $(seq 64); do printf ',"f%d":%d' "$i" "$i"; done)
+printf '{"vector":[1,2]%s}\n' "$vals" >"$TMP/wide.jsonl"
+expect_fail "64 fields and no id" 100 "wide.jsonl:1: missing \"id\"" vdb-ingest wide "$TMP/wide.jsonl"
+printf '{"id":3,"vector":[1,2]%s}\n' "$vals" >"$TMP/wide.jsonl"
+test_expect "64 fields and an id" "vdb-ingest wide '$TMP/wide.jsonl' >/dev/null && [ \"\$(ids wide)\" = 3 ]"
+
 # binary formats
 vdb-meta create v --dim 4
 printf '\004\000\000\000\000\000\200\077\000\000\200\077\000\000\200\077\000\000\200\077' >"$TMP/one.fvecs"
@@ -123,6 +135,9 @@ expect_fail "npy: truncated" 100 "t.npy:3: truncated row \(4 of 16 bytes; 8 rows
 	vdb-ingest v "$TMP/t.npy"
 vdb-gen -f npy -n 10 -d 5 >"$TMP/d5.npy"
 expect_fail "npy: wrong dimension" 100 "d5.npy: wrong dimension \(got 5, want 4\)" vdb-ingest v "$TMP/d5.npy"
+h="{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4, 1), }"
+{ printf '\223NUMPY\001\000\166\000'; printf "%-117s\n" "$h"; } >"$TMP/3d.npy"
+expect_fail "npy: three dimensions" 100 "3d.npy: npy shape must be \(rows, dim\)" vdb-ingest v "$TMP/3d.npy"
 expect_fail "npy: not npy" 100 "one.fvecs: not an npy file" vdb-ingest --format npy v "$TMP/one.fvecs"
 test_expect "nothing half-present after the binary failures" "[ \"\$(ids v | tr '\n' ' ')\" = '0 2 ' ]"
 
@@ -140,5 +155,5 @@ expect_fail "hostile partition name" 100 "bad partition name" vdb-meta partition
 expect_fail "hostile partition to ingest" 100 "bad partition name" vdb-ingest --partition "p'" c
 expect_fail "hostile field name" 100 "bad field name" vdb-meta create h --dim 4 --field "a b:int64"
 test_expect "the catalogue is intact and verify passes" \
-	"vdb-meta list | tr '\n' ' ' | grep -qx 'c s v ' && vdb-admin verify"
+	"vdb-meta list | tr '\n' ' ' | grep -qx 'c s v wide ' && vdb-admin verify"
 test_done

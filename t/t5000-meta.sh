@@ -53,6 +53,13 @@ test_expect "drop removes the collection, its log and its objects" \
 	"obj=\$(vdb-meta segments a | cut -f5) && id=\$(vdb-meta show a | sed 's/.*\"id\":\([0-9]*\).*/\1/') &&
 	 vdb-meta drop a && ! vdb-meta show a 2>/dev/null && [ ! -e '$TMP/r/log/'\$id ] &&
 	 [ ! -e '$TMP/r/objects/'\$(echo \$obj | cut -c1-2)/\$obj ] && vdb-admin verify"
+test_expect "ids of dropped collections and partitions are never reused" \
+	"vdb-meta create r1 --dim 2 && id1=\$(vdb-meta show r1 | sed 's/.*\"id\":\([0-9]*\).*/\\1/') &&
+	 vdb-meta partition create r1 p && printf '{\"id\":1,\"vector\":[1,2]}\n' | vdb-ingest --partition p r1 >/dev/null &&
+	 vdb-meta partition drop r1 p && vdb-meta partition create r1 q &&
+	 [ -z \"\$(vdb-admin dump r1)\" ] && vdb-ingest --flush r1 >/dev/null && [ -z \"\$(vdb-meta segments r1)\" ] &&
+	 vdb-meta drop r1 && vdb-meta create r2 --dim 2 &&
+	 [ \"\$(vdb-meta show r2 | sed 's/.*\"id\":\([0-9]*\).*/\\1/')\" -gt \$id1 ]"
 test_expect "the catalogue is WAL-mode SQLite with a schema version" \
 	"[ \"\$(sqlite3 '$TMP/r/meta.db' 'PRAGMA journal_mode')\" = wal ] &&
 	 [ \"\$(sqlite3 '$TMP/r/meta.db' 'PRAGMA user_version')\" = 1 ]"

@@ -231,26 +231,26 @@ cmd_drop(struct root *r, const char *name)
 	struct schema s;
 	char(*obj)[65] = NULL, *dir, *lock;
 	size_t n = 0;
-	int appendfd = -1, sealfd = -1;
+	int lockfd[3] = {-1, -1, -1};
 
 	check(meta_collection_get(r->meta, name, &s, &e));
-	/* wait for a running append or seal to finish */
+	/* wait for a running seal, append or delete to finish; the order is
+	 * the seal's (seal, then append) so the two never deadlock */
 	dir = path_fmt("%s/log/%lld", r->path, (long long)s.id);
 	if (dir && file_mkdir(dir, NULL) == VDB_OK) {
-		lock = path_join(dir, "append.lock");
-		if (lock)
-			check(file_lock(lock, 0, &appendfd, &e));
-		free(lock);
-		lock = path_join(dir, "seal.lock");
-		if (lock)
-			check(file_lock(lock, 0, &sealfd, &e));
-		free(lock);
+		static const char *locks[] = {"seal.lock", "append.lock", "delete.lock"};
+		for (int i = 0; i < 3; i++) {
+			lock = path_join(dir, locks[i]);
+			if (lock)
+				check(file_lock(lock, 0, &lockfd[i], &e));
+			free(lock);
+		}
 	}
 	free(dir);
 	check(meta_collection_drop(r->meta, s.id, &obj, &n, &e));
 	remove_log_dir(r, s.id);
-	file_unlock(appendfd);
-	file_unlock(sealfd);
+	for (int i = 0; i < 3; i++)
+		file_unlock(lockfd[i]);
 	delete_objects(r, obj, n);
 	return 0;
 }
