@@ -735,8 +735,10 @@ next_line(struct rec_reader *r, char **line, size_t *len, struct vdb_err *e)
 	int rc;
 
 	for (;;) {
-		unsigned char *nl =
-		        memchr(r->buf + r->pos + scanned, '\n', r->len - r->pos - scanned);
+		unsigned char *nl = r->len > r->pos + scanned
+					    ? memchr(r->buf + r->pos + scanned, '\n',
+						     r->len - r->pos - scanned)
+					    : NULL;
 		if (nl == NULL && !r->eof) {
 			scanned = r->len - r->pos;
 			if (scanned > REC_MAX_LINE) {
@@ -759,6 +761,8 @@ next_line(struct rec_reader *r, char **line, size_t *len, struct vdb_err *e)
 		r->pos += n + (nl != NULL);
 		r->recno++;
 		scanned = 0;
+		if (n > REC_MAX_LINE) /* however the reads fell: the same limit */
+			return bad(r, e, "line longer than %u bytes", REC_MAX_LINE);
 		if (n > 0 && (*line)[n - 1] == '\r')
 			n--;
 		size_t i = 0;
@@ -843,6 +847,8 @@ next_npy(struct rec_reader *r, struct batch *b, struct vdb_err *e)
 		if (r->len != r->pos) {
 			r->fatal = 1;
 			r->recno++;
+			r->raw = r->buf + r->pos;
+			r->rawlen = r->len - r->pos;
 			return bad(r, e, "%zu bytes after the last row the header promises",
 			           r->len - r->pos);
 		}
@@ -983,7 +989,7 @@ rec_open(struct rec_reader *r, int format, const struct schema *sc, int fd, cons
 	if (format == FMT_TSV) {
 		rc = next_line(r, &line, &len, e);
 		if (rc == REC_EOF)
-			return bad(r, e, "no header line");
+			return vdb_err_set(e, VDB_EINPUT, "%s: empty input: no header line", name);
 		if (rc != VDB_OK)
 			return rc;
 		return tsv_header(r, line, len, e);

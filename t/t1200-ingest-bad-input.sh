@@ -74,6 +74,12 @@ test_expect "skip mode keeps going and writes rejects" \
 	 grep -q '2 records rejected, written to' '$TMP/err2' &&
 	 [ \"\$(wc -l <'$TMP/rej')\" = 2 ] && grep -q '\"id\":4' '$TMP/rej' &&
 	 [ \"\$(ids s | tr '\n' ' ')\" = '1 2 3 5 ' ]"
+expect_fail "--id-offset with JSONL" 100 "--id-offset applies to fvecs and npy" \
+	vdb-ingest --id-offset 5 c "$TMP/mixed.jsonl"
+expect_fail "--partition with --delete" 100 "--partition does not go with --delete" \
+	vdb-ingest --partition p --delete c
+: >"$TMP/empty.tsv"
+expect_fail "tsv: empty input" 100 "empty.tsv: empty input: no header line" vdb-ingest c "$TMP/empty.tsv"
 expect_fail "--rejects without --on-error skip" 100 "--rejects goes with --on-error skip" \
 	vdb-ingest --rejects x c "$TMP/mixed.jsonl"
 expect_fail "a file that does not exist" 100 "vdb-ingest: fatal: $TMP/nope: No such file or directory" \

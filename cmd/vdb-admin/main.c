@@ -1,4 +1,4 @@
-/* vdb-admin: create and check a root.  See vdb-admin(8). */
+/* vdb-admin: create and check a root.  See vdb-admin(1). */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>

@@ -2,6 +2,7 @@
  * log frame, and agreement between meta.db and the object store.  Read
  * only: it reports, it does not repair. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -140,8 +141,10 @@ verify_stream(struct verify *v, const struct schema *sc, const char *dir, int ki
 			continue;
 		}
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			problem(v, "log %s: cannot open", path);
+		if (fd < 0 && errno == ENOENT) {
+			note(v, "%s: sealed and removed while verifying", path);
+		} else if (fd < 0) {
+			problem(v, "log %s: cannot open: %s", path, strerror(errno));
 		} else if (log_scan_fd(fd, path, kind, sc->id, 0, check_frame, &fc, &res, &e) !=
 		           VDB_OK) {
 			problem(v, "log %s", e.msg);

@@ -16,8 +16,8 @@ static const char USAGE[] =
         "                  [--format jsonl|tsv|fvecs|npy] [--id-offset n] [--linger-ms n]\n"
         "                  [--on-error stop|skip] [--partition name] [--rejects file]\n"
         "                  [--segment-bytes n] [--segment-rows n] collection [file ...]\n"
-        "       vdb-ingest [-d root] --flush collection\n"
-        "       vdb-ingest [-d root] --delete collection [file ...]\n";
+        "       vdb-ingest [-d root] [--segment-rows n] --flush collection\n"
+        "       vdb-ingest [-d root] [--batch-rows n] --delete collection [file ...]\n";
 
 enum {
 	OPT_BATCH = 256,
@@ -104,7 +104,7 @@ main(int argc, char **argv)
 	struct ingest g = {0};
 	struct vdb_err e = {0};
 	const char *rootopt = NULL, *rejects = NULL, *coll;
-	int ch, rc, flush = 0, del = 0, bulk = -1, format = -1, quiet = 0, linger;
+	int ch, rc, flush = 0, del = 0, bulk = -1, format = -1, quiet = 0, linger, idoff_set = 0;
 
 	g.pname = "_default";
 	g.batch_rows = 10000;
@@ -150,6 +150,7 @@ main(int argc, char **argv)
 			break;
 		case OPT_IDOFF:
 			g.next_id = number("id-offset", optarg, INT64_MIN, INT64_MAX);
+			idoff_set = 1;
 			break;
 		case OPT_LINGER:
 			g.linger_ms = (int)number("linger-ms", optarg, 0, 3600000);
@@ -185,6 +186,11 @@ main(int argc, char **argv)
 	argv += optind;
 	if (argc < 1 || flush + del > 1 || (flush && argc != 1))
 		usage();
+	if (del && strcmp(g.pname, "_default") != 0) {
+		fprintf(stderr, "vdb-ingest: fatal: --partition does not go with --delete "
+				"(a delete applies to every partition)\n");
+		return EXIT_PERM;
+	}
 	if (rejects && !g.skip) {
 		fprintf(stderr, "vdb-ingest: fatal: --rejects goes with --on-error skip\n");
 		return EXIT_PERM;
@@ -203,6 +209,11 @@ main(int argc, char **argv)
 		fatal(rc, &e);
 	linger = g.linger_ms;
 	g.format = format >= 0 ? format : format_guess(argc ? argv[0] : NULL);
+	if (idoff_set && g.format != FMT_FVECS && g.format != FMT_NPY) {
+		fprintf(stderr, "vdb-ingest: fatal: --id-offset applies to fvecs and npy "
+				"(JSONL and TSV records carry their ids)\n");
+		return EXIT_PERM;
+	}
 	g.bulk = bulk >= 0 ? bulk : (g.format == FMT_FVECS || g.format == FMT_NPY);
 	g.progress = !quiet && isatty(2);
 	if (rejects && (g.rejects = fopen(rejects, "a")) == NULL) {

@@ -1,0 +1,2 @@
+build-unit-asan/lib/idmap.o: lib/idmap.c lib/idmap.h
+lib/idmap.h:
