@@ -90,6 +90,22 @@ prep(struct meta *m, const char *sql, sqlite3_stmt **st, struct vdb_err *e)
 	return VDB_OK;
 }
 
+/* grow: room for one more element in a malloc'd array of *cap */
+static int
+grow(void *vp, size_t len, size_t *cap, size_t size)
+{
+	void **v = vp, *nv;
+
+	if (len < *cap)
+		return 0;
+	nv = realloc(*v, (*cap ? *cap * 2 : 16) * size);
+	if (nv == NULL)
+		return -1;
+	*v = nv;
+	*cap = *cap ? *cap * 2 : 16;
+	return 0;
+}
+
 static int
 rollback(struct meta *m, int rc)
 {
@@ -371,14 +387,9 @@ meta_collection_list(struct meta *m, struct schema **out, size_t *n, struct vdb_
 	if ((rc = prep(m, COLL_COLS "ORDER BY name", &st, e)) != VDB_OK)
 		return rc;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 8;
-			struct schema *nv = realloc(v, cap * sizeof(*v));
-			if (nv == NULL) {
-				rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
-				goto out;
-			}
-			v = nv;
+		if (grow(&v, len, &cap, sizeof(*v)) != 0) {
+			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+			goto out;
 		}
 		row_schema(st, &v[len++]);
 	}
@@ -413,14 +424,9 @@ collect_objects(struct meta *m, const char *sql, int64_t a, const char *b, char 
 	if (b)
 		sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 16;
-			char(*nv)[65] = realloc(v, cap * sizeof(*v));
-			if (nv == NULL) {
-				rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
-				break;
-			}
-			v = nv;
+		if (grow(&v, len, &cap, sizeof(*v)) != 0) {
+			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+			break;
 		}
 		snprintf(v[len++], 65, "%s", sqlite3_column_text(st, 0));
 	}
@@ -444,35 +450,44 @@ step_done(struct meta *m, sqlite3_stmt *st, const char *what, struct vdb_err *e)
 	return rc;
 }
 
-int
-meta_collection_drop(struct meta *m, int64_t id, char (**objects)[65], size_t *nobj,
-                     struct vdb_err *e)
+/* drop_owned: with a transaction open, collect the objects that only the
+ * rows keyed by id reference (for the caller to delete once committed),
+ * delete those rows, and commit; roll back on any failure */
+static int
+drop_owned(struct meta *m, const char *sql_objects, const char *sql_delete, int64_t id,
+           char (**objects)[65], size_t *nobj, struct vdb_err *e)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
-		return rc;
-	/* only objects no other collection references may be deleted */
-	rc = collect_objects(m,
-	                     "SELECT DISTINCT object FROM segments WHERE collection_id = ?1 "
-	                     "AND object NOT IN (SELECT object FROM segments "
-	                     "WHERE collection_id != ?1)",
-	                     id, NULL, objects, nobj, e);
-	if (rc != VDB_OK)
-		return rollback(m, rc);
-	if ((rc = prep(m, "DELETE FROM collections WHERE id = ?", &st, e)) != VDB_OK)
+	*objects = NULL;
+	if ((rc = collect_objects(m, sql_objects, id, NULL, objects, nobj, e)) != VDB_OK)
+		goto fail;
+	if ((rc = prep(m, sql_delete, &st, e)) != VDB_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
-	if ((rc = step_done(m, st, "drop collection", e)) != VDB_OK)
-		goto fail;
-	if ((rc = exec(m, "COMMIT", e)) != VDB_OK)
+	if ((rc = step_done(m, st, "drop", e)) != VDB_OK || (rc = exec(m, "COMMIT", e)) != VDB_OK)
 		goto fail;
 	return VDB_OK;
 fail:
 	free(*objects);
 	*objects = NULL;
 	return rollback(m, rc);
+}
+
+int
+meta_collection_drop(struct meta *m, int64_t id, char (**objects)[65], size_t *nobj,
+                     struct vdb_err *e)
+{
+	int rc;
+
+	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
+		return rc;
+	return drop_owned(m,
+	                  "SELECT DISTINCT object FROM segments WHERE collection_id = ?1 "
+	                  "AND object NOT IN (SELECT object FROM segments "
+	                  "WHERE collection_id != ?1)",
+	                  "DELETE FROM collections WHERE id = ?", id, objects, nobj, e);
 }
 
 int
@@ -531,14 +546,9 @@ meta_partition_list(struct meta *m, int64_t cid, struct part_info **out, size_t 
 		return rc;
 	sqlite3_bind_int64(st, 1, cid);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 8;
-			struct part_info *nv = realloc(v, cap * sizeof(*v));
-			if (nv == NULL) {
-				rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
-				break;
-			}
-			v = nv;
+		if (grow(&v, len, &cap, sizeof(*v)) != 0) {
+			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+			break;
 		}
 		v[len].id = sqlite3_column_int64(st, 0);
 		snprintf(v[len].name, sizeof(v[len].name), "%s", sqlite3_column_text(st, 1));
@@ -578,7 +588,6 @@ int
 meta_partition_drop(struct meta *m, int64_t cid, const char *name, char (**objects)[65],
                     size_t *nobj, struct vdb_err *e)
 {
-	sqlite3_stmt *st;
 	int64_t pid;
 	int rc;
 
@@ -588,25 +597,11 @@ meta_partition_drop(struct meta *m, int64_t cid, const char *name, char (**objec
 		return rc;
 	if ((rc = meta_partition_get(m, cid, name, &pid, e)) != VDB_OK)
 		return rollback(m, rc);
-	rc = collect_objects(m,
-	                     "SELECT DISTINCT object FROM segments WHERE partition_id = ?1 "
-	                     "AND object NOT IN (SELECT object FROM segments "
-	                     "WHERE partition_id != ?1)",
-	                     pid, NULL, objects, nobj, e);
-	if (rc != VDB_OK)
-		return rollback(m, rc);
-	if ((rc = prep(m, "DELETE FROM partitions WHERE id = ?", &st, e)) != VDB_OK)
-		goto fail;
-	sqlite3_bind_int64(st, 1, pid);
-	if ((rc = step_done(m, st, "drop partition", e)) != VDB_OK)
-		goto fail;
-	if ((rc = exec(m, "COMMIT", e)) != VDB_OK)
-		goto fail;
-	return VDB_OK;
-fail:
-	free(*objects);
-	*objects = NULL;
-	return rollback(m, rc);
+	return drop_owned(m,
+	                  "SELECT DISTINCT object FROM segments WHERE partition_id = ?1 "
+	                  "AND object NOT IN (SELECT object FROM segments "
+	                  "WHERE partition_id != ?1)",
+	                  "DELETE FROM partitions WHERE id = ?", pid, objects, nobj, e);
 }
 
 int
@@ -691,14 +686,9 @@ meta_segments(struct meta *m, int64_t cid, struct seg_info **out, size_t *n, str
 		return rc;
 	sqlite3_bind_int64(st, 1, cid);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct seg_info *nv = realloc(v, cap * sizeof(*v));
-			if (nv == NULL) {
-				rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
-				break;
-			}
-			v = nv;
+		if (grow(&v, len, &cap, sizeof(*v)) != 0) {
+			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+			break;
 		}
 		struct seg_info *s = &v[len++];
 		s->id = sqlite3_column_int64(st, 0);

@@ -182,7 +182,7 @@ on_object(void *arg, const char *key)
 	struct seg_info k;
 
 	snprintf(k.object, sizeof(k.object), "%s", key);
-	if (bsearch(&k, v->segs, v->nsegs, sizeof(k), seg_cmp) == NULL)
+	if (v->nsegs == 0 || bsearch(&k, v->segs, v->nsegs, sizeof(k), seg_cmp) == NULL)
 		note(v, "object %s is not registered (left by an interrupted seal or drop)", key);
 	return 0;
 }
@@ -256,7 +256,8 @@ admin_verify(struct root *r, unsigned long *problems, struct vdb_err *e)
 	}
 	if ((rc = meta_segments(r->meta, -1, &v.segs, &v.nsegs, e)) != VDB_OK)
 		goto out;
-	qsort(v.segs, v.nsegs, sizeof(*v.segs), seg_cmp);
+	if (v.nsegs)
+		qsort(v.segs, v.nsegs, sizeof(*v.segs), seg_cmp);
 	if ((rc = store_list(r->store, on_object, &v, e)) != VDB_OK)
 		goto out;
 	verify_dirs(&v, cols, ncols);

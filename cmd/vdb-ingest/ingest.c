@@ -277,8 +277,10 @@ ingest_fd(struct ingest *g, int fd, const char *name, struct vdb_err *e)
 	struct rec_reader rr;
 	int rc;
 
-	if ((rc = rec_open(&rr, g->format, &g->sc, fd, name, &g->next_id, e)) != VDB_OK)
+	if ((rc = rec_open(&rr, g->format, &g->sc, fd, name, &g->next_id, e)) != VDB_OK) {
+		rec_close(&rr);
 		return rc;
+	}
 	rr.linger_ms = g->linger_ms;
 	for (;;) {
 		rr.pending = g->batch.n > 0;
