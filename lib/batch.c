@@ -123,7 +123,8 @@ batch_put_string(struct batch *b, uint32_t f, size_t r, const char *s, size_t le
 			return vdb_err_set(e, VDB_ETEMP, "out of memory for strings");
 		c->scap = cap;
 	}
-	memcpy(c->sbuf + start, s, len);
+	if (len)
+		memcpy(c->sbuf + start, s, len);
 	c->soff[r + 1] = start + len;
 	return VDB_OK;
 }
@@ -279,7 +280,6 @@ batch_decode(struct batch *b, const unsigned char *p, size_t len, struct vdb_err
 		                   "payload shape (%u fields, dim %u) does not match the schema",
 		                   get_u32(p + 4), get_u32(p + 28));
 	ts = get_u64(p + 8);
-	b->partition_id = (int64_t)get_u64(p + 16);
 	n = get_u32(p + 24);
 	/* fixed-width columns alone must fit before anything is allocated */
 	if ((len - PAYLOAD_INSERT_HDR) / ((size_t)dim * 4 + 8) < n)
@@ -339,6 +339,7 @@ batch_decode(struct batch *b, const unsigned char *p, size_t len, struct vdb_err
 		return vdb_err_set(e, VDB_ECORRUPT, "%zu stray bytes after the last column",
 		                   (size_t)(end - q));
 	b->n = base + n;
+	b->partition_id = (int64_t)get_u64(p + 16);
 	return VDB_OK;
 short_payload:
 	return vdb_err_set(e, VDB_ECORRUPT, "payload shorter than its columns");

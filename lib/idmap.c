@@ -29,8 +29,10 @@ idmap_clear(struct idmap *m)
 static size_t
 slot(int64_t key, size_t cap)
 {
+	/* the top bits of a multiplicative hash depend on every key bit; the
+	 * low ones would pile keys like i << 32 into one probe run */
 	uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ull;
-	return (size_t)(h >> 17) & (cap - 1);
+	return (size_t)(h >> (64 - __builtin_ctzll((unsigned long long)cap)));
 }
 
 static int

@@ -180,7 +180,13 @@ meta_open(const char *path, int create, struct meta **out, struct vdb_err *e)
 	if ((rc = pragma_int(m, "PRAGMA application_id", &appid, e)) != VDB_OK)
 		goto fail;
 	if (appid != META_APPLICATION_ID) {
-		if (!create || appid != 0) {
+		int tables = 1;
+		/* only an empty database may become ours: never adopt another
+		 * program's SQLite file that merely lacks an application id */
+		if (create && appid == 0 &&
+		    pragma_int(m, "SELECT count(*) FROM sqlite_master", &tables, e) != VDB_OK)
+			tables = 1;
+		if (!create || appid != 0 || tables != 0) {
 			rc = vdb_err_set(e, VDB_EINPUT, "%s: not a vdb catalogue", path);
 			goto fail;
 		}
@@ -659,7 +665,11 @@ meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first, struc
 		return rc;
 	sqlite3_bind_int64(st, 1, (int64_t)n);
 	sqlite3_bind_int64(st, 2, cid);
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	int r = sqlite3_step(st);
+	if (r == SQLITE_DONE) {
+		rc = vdb_err_set(e, VDB_ENOENT, "no such collection: id %lld (dropped?)",
+		                 (long long)cid);
+	} else if (r != SQLITE_ROW) {
 		rc = dberr(m, e, "allocate ids");
 	} else {
 		*first = sqlite3_column_int64(st, 0) - (int64_t)n;

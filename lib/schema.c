@@ -109,7 +109,8 @@ field_parse(const char *spec, struct field *f, struct vdb_err *e)
 			char *end;
 			errno = 0;
 			unsigned long v = strtoul(len + 1, &end, 10);
-			if (errno || *end || end == len + 1 || v == 0 || v > VDB_MAX_STRING)
+			if (len[1] < '0' || len[1] > '9' || errno || *end || v == 0 ||
+			    v > VDB_MAX_STRING)
 				return vdb_err_set(e, VDB_EINPUT,
 				                   "field '%.300s': string length must be 1 to %d",
 				                   spec, VDB_MAX_STRING);

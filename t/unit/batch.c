@@ -66,7 +66,7 @@ assert_row_eq(const struct batch *a, size_t ra, const struct batch *b, size_t rb
 {
 	cr_assert_eq(a->ids[ra], b->ids[rb], "id of row %zu", ra);
 	cr_assert_eq(memcmp(a->vec + ra * DIM, b->vec + rb * DIM, DIM * sizeof(float)), 0,
-		     "vector of row %zu", ra);
+	             "vector of row %zu", ra);
 	cr_assert_eq(a->cols[0].i64[ra], b->cols[0].i64[rb]);
 	cr_assert_eq(memcmp(&a->cols[1].f64[ra], &b->cols[1].f64[rb], 8), 0);
 	cr_assert_eq(a->cols[2].b[ra], b->cols[2].b[rb]);
@@ -174,6 +174,29 @@ Test(batch, round_trip)
 	batch_free(&b);
 }
 
+/* a scalars-only batch decodes everything but the vectors */
+Test(batch, decode_into_scalars_batch)
+{
+	struct batch b;
+	struct vdb_err e;
+
+	batch_init_scalars(&b, &sc);
+	cr_assert_eq(batch_decode(&b, pl, pllen, &e), VDB_OK, "%s", e.msg);
+	cr_assert_eq(b.n, (size_t)NROWS);
+	cr_assert_null(b.vec);
+	for (size_t r = 0; r < NROWS; r++) {
+		cr_assert_eq(b.ids[r], src.ids[r]);
+		cr_assert_eq(b.cols[0].i64[r], src.cols[0].i64[r]);
+	}
+	assert_strings(&b, 0);
+	/* it stays scalars-only across batch_free */
+	batch_free(&b);
+	cr_assert_eq(b.novec, 1);
+	cr_assert_eq(batch_decode(&b, pl, pllen, &e), VDB_OK);
+	cr_assert_null(b.vec);
+	batch_free(&b);
+}
+
 Test(batch, empty_batch_round_trip)
 {
 	struct batch a, b;
@@ -203,8 +226,8 @@ Test(batch, every_truncation_is_corrupt)
 		unsigned char *copy = malloc(len ? len : 1); /* exact size: ASan sees overreads */
 		memcpy(copy, pl, len);
 		memset(&e, 0, sizeof(e));
-		cr_assert_eq(batch_decode(&b, copy, len, &e), VDB_ECORRUPT, "prefix of %zu/%zu", len,
-			     pllen);
+		cr_assert_eq(batch_decode(&b, copy, len, &e), VDB_ECORRUPT, "prefix of %zu/%zu",
+		             len, pllen);
 		cr_assert_eq(b.n, 0u, "prefix of %zu left rows behind", len);
 		cr_assert(e.msg[0] != '\0');
 		free(copy);
@@ -223,7 +246,7 @@ Test(batch, stray_trailing_bytes)
 	batch_init(&b, &sc);
 	for (size_t extra = 1; extra <= 8; extra++) {
 		cr_assert_eq(batch_decode(&b, p, pllen + extra, &e), VDB_ECORRUPT, "%zu extra",
-			     extra);
+		             extra);
 		cr_assert(strstr(e.msg, "stray") != NULL, "%s", e.msg);
 		cr_assert_eq(b.n, 0u);
 	}
@@ -376,8 +399,7 @@ Test(batch, delete_round_trip)
 	for (size_t l = 0; l <= len + 16; l++) {
 		if (l == len)
 			continue;
-		cr_assert_eq(delete_decode(q, l, &got, &n, &ts, &e), VDB_ECORRUPT, "length %zu",
-			     l);
+		cr_assert_eq(delete_decode(q, l, &got, &n, &ts, &e), VDB_ECORRUPT, "length %zu", l);
 	}
 	/* a count that does not match the length */
 	put_u32(q + 4, 5);

@@ -92,7 +92,7 @@ Test(crc32c, matches_reference_all_lengths_and_alignments)
 	for (size_t off = 0; off < 8; off++)
 		for (size_t len = 0; len + off <= 520; len++)
 			cr_assert_eq(crc32c(0, b + off, len), ref(0, b + off, len),
-				     "off %zu len %zu", off, len);
+			             "off %zu len %zu", off, len);
 	cr_assert_eq(crc32c(0xDEADBEEFu, b, 77), ref(0xDEADBEEFu, b, 77));
 }
 

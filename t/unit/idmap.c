@@ -52,8 +52,17 @@ Test(idmap, put_get_duplicates_keep_max)
 
 Test(idmap, negative_and_extreme_keys)
 {
-	const int64_t keys[] = {0, -1, 1, INT64_MIN, INT64_MAX, INT64_MIN + 1, INT64_MAX - 1,
-				-1000000007, 1000000007, (int64_t)1 << 62, -((int64_t)1 << 62)};
+	const int64_t keys[] = {0,
+	                        -1,
+	                        1,
+	                        INT64_MIN,
+	                        INT64_MAX,
+	                        INT64_MIN + 1,
+	                        INT64_MAX - 1,
+	                        -1000000007,
+	                        1000000007,
+	                        (int64_t)1 << 62,
+	                        -((int64_t)1 << 62)};
 	const size_t n = sizeof(keys) / sizeof(keys[0]);
 	struct idmap m;
 	uint64_t v;
@@ -165,9 +174,9 @@ Test(idmap, structured_keys_spread, .timeout = 20)
 		}
 		size_t run = longest_run(&m);
 		cr_expect(run < 256,
-			  "keys i << %d: a probe run of %zu slots (of %zu, %zu keys): the hash "
-			  "ignores the high bits of the key",
-			  shifts[s], run, m.cap, m.n);
+		          "keys i << %d: a probe run of %zu slots (of %zu, %zu keys): the hash "
+		          "ignores the high bits of the key",
+		          shifts[s], run, m.cap, m.n);
 		idmap_free(&m);
 	}
 	/* for contrast, consecutive ids spread fine */

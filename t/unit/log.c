@@ -198,7 +198,8 @@ Test(log, append_and_scan)
 	cr_assert_eq(res.torn, 0);
 	cr_assert_eq(s.n, 3);
 	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(s.off[i], ends[i], "frame %d at %llu", i, (unsigned long long)s.off[i]);
+		cr_assert_eq(s.off[i], ends[i], "frame %d at %llu", i,
+		             (unsigned long long)s.off[i]);
 		cr_assert_eq(s.first_id[i], 10 * i);
 		cr_assert_eq(s.len[i], ends[i + 1] - ends[i] - LOG_FRAME_HDR);
 	}
@@ -207,15 +208,15 @@ Test(log, append_and_scan)
 	int fd = open(p, O_RDONLY);
 	memset(&s, 0, sizeof(s));
 	cr_assert_eq(log_scan_fd(fd, p, LOG_KIND_INSERT, CID, ends[1], on_frame, &s, &res, &e),
-		     VDB_OK);
+	             VDB_OK);
 	cr_assert_eq(res.frames, 2u);
 	cr_assert_eq(res.rows, 5u);
 	cr_assert_eq(s.first_id[0], 10);
 	/* the header names the stream: another kind or collection is refused */
 	cr_assert_eq(log_scan_fd(fd, p, LOG_KIND_DELETE, CID, 0, NULL, NULL, &res, &e),
-		     VDB_ECORRUPT);
+	             VDB_ECORRUPT);
 	cr_assert_eq(log_scan_fd(fd, p, LOG_KIND_INSERT, CID + 1, 0, NULL, NULL, &res, &e),
-		     VDB_ECORRUPT);
+	             VDB_ECORRUPT);
 	close(fd);
 
 	/* a second lock (another "process" after this one) picks up the rows */
@@ -254,7 +255,7 @@ Test(log, scan_callback_error_stops)
 	log_close(&ls);
 	int fd = open(p, O_RDONLY);
 	cr_assert_eq(log_scan_fd(fd, p, LOG_KIND_INSERT, CID, 0, fail_second, &calls, &res, &e),
-		     VDB_EINPUT);
+	             VDB_EINPUT);
 	cr_assert_eq(calls, 2);
 	cr_assert_str_eq(e.msg, "stop here");
 	close(fd);
@@ -316,7 +317,7 @@ Test(log, every_cut_is_torn)
 		unit_write_file(q, data, cut);
 		memset(&e, 0, sizeof(e));
 		cr_assert_eq(scan_path(q, &res, NULL, &e), VDB_OK, "cut at %llu: %s",
-			     (unsigned long long)cut, e.msg);
+		             (unsigned long long)cut, e.msg);
 		cr_assert_eq(res.valid_end, ends[k], "cut at %llu", (unsigned long long)cut);
 		cr_assert_eq(res.frames, (uint64_t)k);
 		cr_assert_eq(res.torn, cut != ends[k], "cut at %llu", (unsigned long long)cut);
@@ -326,7 +327,7 @@ Test(log, every_cut_is_torn)
 	for (uint64_t cut = 0; cut < LOG_FILE_HDR; cut++) {
 		unit_write_file(q, data, cut);
 		cr_assert_eq(scan_path(q, &res, NULL, &e), VDB_ECORRUPT, "cut at %llu",
-			     (unsigned long long)cut);
+		             (unsigned long long)cut);
 	}
 	free(data);
 	free(q);
@@ -384,8 +385,8 @@ Test(log, damage_before_a_good_frame_is_corrupt)
 		flip(p, off, 0x01);
 		memset(&e, 0, sizeof(e));
 		cr_assert_eq(scan_path(p, &res, NULL, &e), VDB_ECORRUPT,
-			     "byte %llu flipped: rc %d torn %d", (unsigned long long)off, e.rc,
-			     res.torn);
+		             "byte %llu flipped: rc %d torn %d", (unsigned long long)off, e.rc,
+		             res.torn);
 		cr_assert(strstr(e.msg, p) != NULL, "%s", e.msg);
 		flip(p, off, 0x01);
 	}
@@ -434,7 +435,7 @@ Test(log, damaged_file_header)
 	for (uint64_t off = 0; off < LOG_FILE_HDR; off++) {
 		flip(p, off, 0x10);
 		cr_assert_eq(scan_path(p, &res, NULL, &e), VDB_ECORRUPT, "header byte %llu",
-			     (unsigned long long)off);
+		             (unsigned long long)off);
 		flip(p, off, 0x10);
 	}
 	free(p);
@@ -556,7 +557,7 @@ Test(log, delete_stream)
 	log_close(&ls);
 	int fd = open(path, O_RDONLY);
 	cr_assert_eq(log_scan_fd(fd, path, LOG_KIND_DELETE, CID, 0, NULL, NULL, &res, &e), VDB_OK,
-		     "%s", e.msg);
+	             "%s", e.msg);
 	cr_assert_eq(res.frames, 1u);
 	cr_assert_eq(res.rows, 3u);
 	close(fd);

@@ -156,7 +156,8 @@ Test(meta, collections)
 	/* unknown */
 	cr_assert_eq(meta_collection_get(m, "nope", &got, &e), VDB_ENOENT);
 	cr_assert_eq(meta_collection_get_id(m, 999, &got, &e), VDB_ENOENT);
-	cr_assert_eq(meta_collection_get(m, "ZETA", &got, &e), VDB_ENOENT, "names are case-sensitive");
+	cr_assert_eq(meta_collection_get(m, "ZETA", &got, &e), VDB_ENOENT,
+	             "names are case-sensitive");
 
 	/* drop */
 	char(*objs)[65] = NULL;
@@ -233,7 +234,7 @@ Test(meta, partitions)
 	cr_assert_eq(exists, 0);
 	cr_assert_eq(meta_partition_drop(m, cid, "p1", &objs, &nobj, &e), VDB_ENOENT);
 	cr_assert_eq(meta_partition_get(m, other, "p1", &pid2, &e), VDB_OK,
-		     "dropping c's p1 dropped d's");
+	             "dropping c's p1 dropped d's");
 	cr_assert_eq(meta_partition_list(m, cid, &p, &n, &e), VDB_OK);
 	cr_assert_eq(n, 1u);
 	free(p);
@@ -257,11 +258,11 @@ Test(meta, partition_of_missing_collection)
 Test(meta, hostile_names_are_data)
 {
 	const char *evil[] = {
-		"x'); DROP TABLE collections; --",
-		"a'b",
-		"\"; DELETE FROM partitions; --",
-		"%s%n%s",
-		"_default'--",
+	        "x'); DROP TABLE collections; --",
+	        "a'b",
+	        "\"; DELETE FROM partitions; --",
+	        "%s%n%s",
+	        "_default'--",
 	};
 	struct part_info *p;
 	struct schema s, *list;
@@ -270,8 +271,8 @@ Test(meta, hostile_names_are_data)
 	int64_t cid = create("c"), pid;
 
 	for (size_t i = 0; i < sizeof(evil) / sizeof(evil[0]); i++)
-		cr_assert_eq(meta_partition_create(m, cid, evil[i], &e), VDB_OK, "'%s': %s", evil[i],
-			     e.msg);
+		cr_assert_eq(meta_partition_create(m, cid, evil[i], &e), VDB_OK, "'%s': %s",
+		             evil[i], e.msg);
 	cr_assert_eq(meta_collection_get(m, "c", &s, &e), VDB_OK, "collections gone: %s", e.msg);
 	cr_assert_eq(meta_collection_list(m, &list, &n, &e), VDB_OK, "%s", e.msg);
 	cr_assert_eq(n, 1u);
@@ -304,14 +305,14 @@ Test(meta, timestamps_strictly_increase)
 	for (int i = 0; i < 10000; i++) {
 		cr_assert_eq(meta_ts_alloc(m, &ts, &e), VDB_OK, "%s", e.msg);
 		cr_assert_gt(ts, prev, "call %d: %llu after %llu", i, (unsigned long long)ts,
-			     (unsigned long long)prev);
+		             (unsigned long long)prev);
 		prev = ts;
 	}
 	uint64_t end = now_ms();
 	/* physical part: the wall clock in ms, within slack */
 	uint64_t first_phys = prev >> HTS_LOGICAL_BITS;
 	cr_assert_geq(first_phys + 2000, start, "ts %llu far behind the clock",
-		      (unsigned long long)prev);
+	              (unsigned long long)prev);
 	cr_assert_leq(first_phys, end + 2000, "ts ahead of the clock");
 	cr_assert_gt(prev, (start - 2000) << HTS_LOGICAL_BITS);
 
@@ -321,6 +322,29 @@ Test(meta, timestamps_strictly_increase)
 	cr_assert_eq(meta_open(dbpath, 0, &m, &e), VDB_OK);
 	cr_assert_eq(meta_ts_alloc(m, &ts, &e), VDB_OK);
 	cr_assert_gt(ts, prev);
+}
+
+/* two handles on one catalogue (two processes) never hand out the same
+ * timestamp or overlapping id ranges */
+Test(meta, two_handles_interleaved)
+{
+	struct meta *m2;
+	struct vdb_err e;
+	uint64_t prev = 0, ts;
+	int64_t cid = create("c"), first, next = 0;
+
+	cr_assert_eq(meta_open(dbpath, 0, &m2, &e), VDB_OK, "%s", e.msg);
+	for (int i = 0; i < 400; i++) {
+		struct meta *h = i % 3 ? m : m2;
+		cr_assert_eq(meta_ts_alloc(h, &ts, &e), VDB_OK, "%s", e.msg);
+		cr_assert_gt(ts, prev, "call %d", i);
+		prev = ts;
+		cr_assert_eq(meta_autoid_alloc(h, cid, (uint64_t)i % 5 + 1, &first, &e), VDB_OK);
+		cr_assert_eq(first, next, "call %d: range at %lld, want %lld", i, (long long)first,
+		             (long long)next);
+		next = first + i % 5 + 1;
+	}
+	meta_close(m2);
 }
 
 /* a clock behind the last timestamp handed out never makes one go back */
@@ -334,7 +358,7 @@ Test(meta, timestamps_survive_a_clock_behind)
 
 	cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
 	snprintf(sql, sizeof(sql), "UPDATE tso SET last = %llu WHERE id = 1",
-		 (unsigned long long)future);
+	         (unsigned long long)future);
 	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
 	sqlite3_close(db);
 	cr_assert_eq(meta_ts_alloc(m, &ts, &e), VDB_OK, "%s", e.msg);
@@ -353,8 +377,9 @@ Test(meta, autoid_ranges_do_not_overlap)
 		cr_assert_eq(meta_autoid_alloc(m, cid, sizes[i], &first, &e), VDB_OK, "%s", e.msg);
 		cr_assert_geq(first, 0);
 		if (next >= 0)
-			cr_assert_geq(first, next, "range %zu starts at %lld inside the last (ends %lld)",
-				      i, (long long)first, (long long)next);
+			cr_assert_geq(first, next,
+			              "range %zu starts at %lld inside the last (ends %lld)", i,
+			              (long long)first, (long long)next);
 		next = first + (int64_t)sizes[i];
 	}
 	/* per collection; and kept across a reopen */
@@ -365,13 +390,20 @@ Test(meta, autoid_ranges_do_not_overlap)
 	cr_assert_eq(meta_open(dbpath, 0, &m, &e), VDB_OK);
 	cr_assert_eq(meta_autoid_alloc(m, cid, 2, &first, &e), VDB_OK);
 	cr_assert_geq(first, next);
-	/* a collection that does not exist (dropped under an ingest) gets no
-	 * ids; that is not an internal error (exit 101, "a bug") */
+}
+
+/* a collection that does not exist (dropped under an ingest) gets no ids;
+ * that is not an internal error (exit 101, "a bug") */
+Test(meta, autoid_missing_collection)
+{
+	struct vdb_err e;
+	int64_t first;
+
 	memset(&e, 0, sizeof(e));
 	int rc = meta_autoid_alloc(m, 4242, 2, &first, &e);
 	cr_assert_neq(rc, VDB_OK);
-	cr_expect_neq(rc, VDB_EINTERNAL, "missing collection reported as an internal error: %s",
-		      e.msg);
+	cr_assert_neq(rc, VDB_EINTERNAL, "missing collection reported as an internal error: %s",
+	              e.msg);
 }
 
 static struct seg_info
@@ -546,10 +578,11 @@ make_foreign(const char *path, int appid)
 	char sql[128];
 
 	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
-				      "INSERT INTO notes (body) VALUES ('keep me');",
-				  NULL, NULL, NULL),
-		     SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db,
+	                          "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
+	                          "INSERT INTO notes (body) VALUES ('keep me');",
+	                          NULL, NULL, NULL),
+	             SQLITE_OK);
 	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", appid);
 	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
@@ -564,7 +597,7 @@ table_count(const char *path)
 
 	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", -1,
-			       &st, NULL) == SQLITE_OK) {
+	                       &st, NULL) == SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			n = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
@@ -583,13 +616,7 @@ Test(meta, refuses_other_sqlite_files)
 	make_foreign(p, 0);
 	cr_assert_eq(meta_open(p, 0, &m2, &e), VDB_EINPUT, "opened: %s", e.msg);
 	cr_assert(strstr(e.msg, "not a vdb catalogue") != NULL, "%s", e.msg);
-	memset(&e, 0, sizeof(e));
-	int rc = meta_open(p, 1, &m2, &e);
-	if (rc == VDB_OK)
-		meta_close(m2);
-	cr_expect_eq(rc, VDB_EINPUT,
-		     "meta_open(create=1) adopted a non-empty foreign SQLite database");
-	cr_expect_eq(table_count(p), 1, "vdb tables were added to another program's database");
+	cr_assert_eq(table_count(p), 1);
 
 	/* another application's id */
 	make_foreign(q, 0x12345678);
@@ -598,6 +625,32 @@ Test(meta, refuses_other_sqlite_files)
 	cr_assert_eq(table_count(q), 1);
 	free(p);
 	free(q);
+}
+
+/* create=1 (vdb-admin init) may stamp an empty file, never another
+ * program's database that merely has application_id 0 */
+Test(meta, create_adopts_no_foreign_database)
+{
+	struct meta *m2 = NULL;
+	struct vdb_err e;
+	char *p = unit_path(tmp, "other.db");
+
+	make_foreign(p, 0);
+	memset(&e, 0, sizeof(e));
+	int rc = meta_open(p, 1, &m2, &e);
+	if (rc == VDB_OK)
+		meta_close(m2);
+	cr_expect_eq(rc, VDB_EINPUT,
+	             "meta_open(create=1) adopted a non-empty foreign SQLite database");
+	cr_expect_eq(table_count(p), 1, "vdb tables were added to another program's database");
+	free(p);
+
+	/* an empty file is fine to adopt */
+	p = unit_path(tmp, "empty.db");
+	unit_write_file(p, "", 0);
+	cr_assert_eq(meta_open(p, 1, &m2, &e), VDB_OK, "%s", e.msg);
+	meta_close(m2);
+	free(p);
 }
 
 Test(meta, refuses_non_sqlite_files)
@@ -612,9 +665,10 @@ Test(meta, refuses_non_sqlite_files)
 	unit_write_file(p, junk, sizeof(junk));
 	for (int create_flag = 0; create_flag <= 1; create_flag++) {
 		int rc = meta_open(p, create_flag, &m2, &e);
-		cr_assert_neq(rc, VDB_OK, "create=%d: a text file opened as a catalogue", create_flag);
+		cr_assert_neq(rc, VDB_OK, "create=%d: a text file opened as a catalogue",
+		              create_flag);
 		cr_assert(rc == VDB_ECORRUPT || rc == VDB_EINPUT, "create=%d: rc %d (%s)",
-			  create_flag, rc, e.msg);
+		          create_flag, rc, e.msg);
 	}
 	free(p);
 }

@@ -59,7 +59,7 @@ struct rd {
 /* rd_open: a reader over data (regular file); open_rc is rec_open's */
 static void
 rd_open(struct rd *d, int format, const struct schema *sc, const char *name, const void *data,
-	size_t len)
+        size_t len)
 {
 	memset(d, 0, sizeof(*d));
 	d->fd = unit_fd(data, len);
@@ -91,15 +91,15 @@ row_string(const struct batch *b, uint32_t f, size_t r, size_t *len)
 }
 
 /* expect_bad: rc is VDB_EINPUT with "NAME:N: " and reason in the message */
-#define expect_bad(d, rc, name, n, reason, ...)                                              \
-	do {                                                                                 \
-		char pre_[300];                                                              \
-		snprintf(pre_, sizeof(pre_), "%s:%d: ", name, n);                            \
-		cr_expect_eq(rc, VDB_EINPUT, __VA_ARGS__);                                   \
-		cr_expect(strncmp((d)->e.msg, pre_, strlen(pre_)) == 0,                     \
-			  "message '%s' does not start with '%s'", (d)->e.msg, pre_);        \
-		cr_expect(strstr((d)->e.msg, reason) != NULL, "message '%s' lacks '%s'",     \
-			  (d)->e.msg, reason);                                               \
+#define expect_bad(d, rc, name, n, reason, ...)                                                    \
+	do {                                                                                       \
+		char pre_[300];                                                                    \
+		snprintf(pre_, sizeof(pre_), "%s:%d: ", name, n);                                  \
+		cr_expect_eq(rc, VDB_EINPUT, __VA_ARGS__);                                         \
+		cr_expect(strncmp((d)->e.msg, pre_, strlen(pre_)) == 0,                            \
+		          "message '%s' does not start with '%s'", (d)->e.msg, pre_);              \
+		cr_expect(strstr((d)->e.msg, reason) != NULL, "message '%s' lacks '%s'",           \
+		          (d)->e.msg, reason);                                                     \
 	} while (0)
 
 /* ---- JSONL ---- */
@@ -109,15 +109,16 @@ row_string(const struct batch *b, uint32_t f, size_t r, size_t *len)
 Test(jsonl, good_records)
 {
 	const char *in =
-		"{\"id\":1,\"vector\":[1,2.5,-3e2],\"n\":7,\"x\":0.5,\"f\":true,\"s\":\"abc\"}\n"
-		"\n"
-		"   \t \n"
-		"  { \"s\" : \"\" , \"f\" : false, \"x\" : 3, \"n\" : -9223372036854775808,"
-		" \"vector\" : [ 0 , -0.0 , 1E-3 ] , \"id\" : 9223372036854775807 }  \r\n"
-		"{\"id\":-5,\"vector\":[3.4028234663852886e38,-3.4028234663852886e38,1],"
-		"\"n\":0,\"x\":-1e300,\"f\":true,\"s\":\"a\\\"\\\\b\"}\n"
-		"{\"id\":6,\"vector\":[1,2,3],\"n\":1,\"x\":2,\"f\":true,\"s\":\"\\u00e9\\u00e9\"}\n"
-		"{\"id\":7,\"vector\":[1,2,3],\"n\":1,\"x\":2,\"f\":true,\"s\":\"12345\"}";
+	        "{\"id\":1,\"vector\":[1,2.5,-3e2],\"n\":7,\"x\":0.5,\"f\":true,\"s\":\"abc\"}\n"
+	        "\n"
+	        "   \t \n"
+	        "  { \"s\" : \"\" , \"f\" : false, \"x\" : 3, \"n\" : -9223372036854775808,"
+	        " \"vector\" : [ 0 , -0.0 , 1E-3 ] , \"id\" : 9223372036854775807 }  \r\n"
+	        "{\"id\":-5,\"vector\":[3.4028234663852886e38,-3.4028234663852886e38,1],"
+	        "\"n\":0,\"x\":-1e300,\"f\":true,\"s\":\"a\\\"\\\\b\"}\n"
+	        "{\"id\":6,\"vector\":[1,2,3],\"n\":1,\"x\":2,\"f\":true,\"s\":\"\\u00e9\\u00e9\"}"
+	        "\n"
+	        "{\"id\":7,\"vector\":[1,2,3],\"n\":1,\"x\":2,\"f\":true,\"s\":\"12345\"}";
 	struct rd d;
 	const char *s;
 	size_t l;
@@ -177,83 +178,86 @@ struct bad_case {
 #define OKF F("7", "0.5", "true", "\"abc\"")
 
 static const struct bad_case json_bad[] = {
-	{R("[1,2]", OKF), "wrong dimension (got 2, want 3)"},
-	{R("[1,2,3,4]", OKF), "wrong dimension (got 4, want 3)"},
-	{R("[]", OKF), "wrong dimension (got 0, want 3)"},
-	{R("[1,1e39,3]", OKF), "vector[1] is not a finite float32"},
-	{R("[1,2,-1e39]", OKF), "vector[2] is not a finite float32"},
-	{R("[3.5e38,2,3]", OKF), "vector[0] is not a finite float32"},
-	{R("[1,\"2\",3]", OKF), "vector[1] is not a number"},
-	{R("[1,null,3]", OKF), "vector[1] is not a number"},
-	{R("[[1],2,3]", OKF), "vector[0] is not a number"},
-	{R("[1,true,3]", OKF), "vector[1] is not a number"},
-	{R("\"abc\"", OKF), "\"vector\" is not an array"},
-	{R("{}", OKF), "\"vector\" is not an array"},
-	{R("null", OKF), "\"vector\" is not an array"},
-	{R("[1,2,3]", F("1.5", "0.5", "true", "\"abc\"")), "field 'n' wants int64"},
-	{R("[1,2,3]", F("\"7\"", "0.5", "true", "\"abc\"")), "field 'n' wants int64"},
-	{R("[1,2,3]", F("1e3", "0.5", "true", "\"abc\"")), "field 'n' wants int64"},
-	{R("[1,2,3]", F("true", "0.5", "true", "\"abc\"")), "field 'n' wants int64"},
-	{R("[1,2,3]", F("null", "0.5", "true", "\"abc\"")), "field 'n' wants int64"},
-	{R("[1,2,3]", F("7", "\"0.5\"", "true", "\"abc\"")), "field 'x' wants double"},
-	{R("[1,2,3]", F("7", "null", "true", "\"abc\"")), "field 'x' wants double"},
-	{R("[1,2,3]", F("7", "[0.5]", "true", "\"abc\"")), "field 'x' wants double"},
-	{R("[1,2,3]", F("7", "0.5", "1", "\"abc\"")), "field 'f' wants bool"},
-	{R("[1,2,3]", F("7", "0.5", "\"true\"", "\"abc\"")), "field 'f' wants bool"},
-	{R("[1,2,3]", F("7", "0.5", "null", "\"abc\"")), "field 'f' wants bool"},
-	{R("[1,2,3]", F("7", "0.5", "true", "5")), "field 's' wants string"},
-	{R("[1,2,3]", F("7", "0.5", "true", "null")), "field 's' wants string"},
-	{R("[1,2,3]", F("7", "0.5", "true", "\"abcdef\"")), "field 's' is 6 bytes, longer than its 5"},
-	{R("[1,2,3]", F("7", "0.5", "true", "\"\xc3\xa9\xc3\xa9\xc3\xa9\"")), "field 's' is 6 bytes"},
-	{R("[1,2,3]", F("7", "0.5", "true", "\"\\u00e9\\u00e9\\u00e9\"")), "field 's' is 6 bytes"},
-	{R("[1,2,3]", F("7", "0.5", "true", "\"a\\tbcde\"")), "field 's' is 6 bytes"},
-	{"{\"id\":1,\"vector\":[1,2,3],\"x\":0.5,\"f\":true,\"s\":\"abc\"}", "missing field 'n'"},
-	{"{\"id\":1,\"vector\":[1,2,3],\"n\":7,\"x\":0.5,\"f\":true}", "missing field 's'"},
-	{"{\"vector\":[1,2,3]" OKF "}", "missing \"id\""},
-	{"{\"id\":1" OKF "}", "missing \"vector\""},
-	{"{}", "missing"},
-	{R("[1,2,3]", OKF ",\"zz\":1"), "unknown field 'zz'"},
-	{R("[1,2,3]", OKF ",\"ID\":1"), "unknown field 'ID'"},
-	{R("[1,2,3]", OKF ",\"_ts\":1"), "unknown field '_ts'"},
-	{"{\"id\":1,", "malformed JSON"},
-	{"{\"id\":1,\"vector\":[1,2,3]", "malformed JSON"},
-	{"{id:1}", "malformed JSON"},
-	{"{'id':1}", "malformed JSON"},
-	{"{\"id\":1,\"id\":1,\"vector\":[1,2,3]" OKF "}", "duplicate"},
-	{"{\"id\":1,\"vector\":[1,2,3],\"vector\":[1,2,3]" OKF "}", "malformed JSON"},
-	{R("[1,2,3]", OKF ",\"n\":7"), "malformed JSON"},
-	{"[1,2,3]", "record is not a JSON object"},
-	{"42", "record is not a JSON object"},
-	{"\"str\"", "record is not a JSON object"},
-	{"null", "record is not a JSON object"},
-	{"{\"id\":1.0,\"vector\":[1,2,3]" OKF "}", "\"id\" is not an integer"},
-	{"{\"id\":\"1\",\"vector\":[1,2,3]" OKF "}", "\"id\" is not an integer"},
-	{"{\"id\":null,\"vector\":[1,2,3]" OKF "}", "\"id\" is not an integer"},
-	{"{\"id\":9223372036854775808,\"vector\":[1,2,3]" OKF "}", "malformed JSON"},
-	{"{\"id\":-9223372036854775809,\"vector\":[1,2,3]" OKF "}", "malformed JSON"},
-	{R("[1,2,3]", F("99999999999999999999", "0.5", "true", "\"abc\"")), "malformed JSON"},
-	{R("[1,2,3]", F("7", "1e400", "true", "\"abc\"")), "malformed JSON"},
-	{R("[1e400,2,3]", OKF), "malformed JSON"},
-	{R("[NaN,2,3]", OKF), "malformed JSON"},
-	{R("[Infinity,2,3]", OKF), "malformed JSON"},
-	{R("[1,2,3,]", OKF), "malformed JSON"},
-	{R("[01,2,3]", OKF), "malformed JSON"},
-	{R("[.5,2,3]", OKF), "malformed JSON"},
-	{R("[1.,2,3]", OKF), "malformed JSON"},
-	{R("[+1,2,3]", OKF), "malformed JSON"},
-	{R("[-,2,3]", OKF), "malformed JSON"},
-	{R("[1 2,3]", OKF), "malformed JSON"},
-	{R("[1,2,3]", F("07", "0.5", "true", "\"abc\"")), "malformed JSON"},
-	{R("[1,2,3]", F("7", "0.5", "True", "\"abc\"")), "malformed JSON"},
-	{R("[1,2,3]", F("7", "0.5", "truex", "\"abc\"")), "malformed JSON"},
-	{R("[1,2,3]", F("7x", "0.5", "true", "\"abc\"")), "malformed JSON"},
-	{R("[1,2,3]", F("7", "0.5", "true", "\"a\\u0000b\"")), "malformed JSON"},
-	{R("[1,2,3]", F("7", "0.5", "true", "\"\xff\"")), "malformed JSON"},
-	{R("[1,2,3]", F("7", "0.5", "true", "\"a\\qb\"")), "malformed JSON"},
-	{R("[1,2,3]", F("7", "0.5", "true", "\"a\tb\"")), "malformed JSON"},
-	{R("[1,2,3]", OKF) " x", "malformed JSON"},
-	{R("[1,2,3]", OKF) R("[1,2,3]", OKF), "malformed JSON"},
-	{R("[1,2,3]", OKF ","), "malformed JSON"},
+        {R("[1,2]", OKF), "wrong dimension (got 2, want 3)"},
+        {R("[1,2,3,4]", OKF), "wrong dimension (got 4, want 3)"},
+        {R("[]", OKF), "wrong dimension (got 0, want 3)"},
+        {R("[1,1e39,3]", OKF), "vector[1] is not a finite float32"},
+        {R("[1,2,-1e39]", OKF), "vector[2] is not a finite float32"},
+        {R("[3.5e38,2,3]", OKF), "vector[0] is not a finite float32"},
+        {R("[1,\"2\",3]", OKF), "vector[1] is not a number"},
+        {R("[1,null,3]", OKF), "vector[1] is not a number"},
+        {R("[[1],2,3]", OKF), "vector[0] is not a number"},
+        {R("[1,true,3]", OKF), "vector[1] is not a number"},
+        {R("\"abc\"", OKF), "\"vector\" is not an array"},
+        {R("{}", OKF), "\"vector\" is not an array"},
+        {R("null", OKF), "\"vector\" is not an array"},
+        {R("[1,2,3]", F("1.5", "0.5", "true", "\"abc\"")), "field 'n' wants int64"},
+        {R("[1,2,3]", F("\"7\"", "0.5", "true", "\"abc\"")), "field 'n' wants int64"},
+        {R("[1,2,3]", F("1e3", "0.5", "true", "\"abc\"")), "field 'n' wants int64"},
+        {R("[1,2,3]", F("true", "0.5", "true", "\"abc\"")), "field 'n' wants int64"},
+        {R("[1,2,3]", F("null", "0.5", "true", "\"abc\"")), "field 'n' wants int64"},
+        {R("[1,2,3]", F("7", "\"0.5\"", "true", "\"abc\"")), "field 'x' wants double"},
+        {R("[1,2,3]", F("7", "null", "true", "\"abc\"")), "field 'x' wants double"},
+        {R("[1,2,3]", F("7", "[0.5]", "true", "\"abc\"")), "field 'x' wants double"},
+        {R("[1,2,3]", F("7", "0.5", "1", "\"abc\"")), "field 'f' wants bool"},
+        {R("[1,2,3]", F("7", "0.5", "\"true\"", "\"abc\"")), "field 'f' wants bool"},
+        {R("[1,2,3]", F("7", "0.5", "null", "\"abc\"")), "field 'f' wants bool"},
+        {R("[1,2,3]", F("7", "0.5", "true", "5")), "field 's' wants string"},
+        {R("[1,2,3]", F("7", "0.5", "true", "null")), "field 's' wants string"},
+        {R("[1,2,3]", F("7", "0.5", "true", "\"abcdef\"")),
+         "field 's' is 6 bytes, longer than its 5"},
+        {R("[1,2,3]", F("7", "0.5", "true", "\"\xc3\xa9\xc3\xa9\xc3\xa9\"")),
+         "field 's' is 6 bytes"},
+        {R("[1,2,3]", F("7", "0.5", "true", "\"\\u00e9\\u00e9\\u00e9\"")), "field 's' is 6 bytes"},
+        {R("[1,2,3]", F("7", "0.5", "true", "\"a\\tbcde\"")), "field 's' is 6 bytes"},
+        {"{\"id\":1,\"vector\":[1,2,3],\"x\":0.5,\"f\":true,\"s\":\"abc\"}", "missing field 'n'"},
+        {"{\"id\":1,\"vector\":[1,2,3],\"n\":7,\"x\":0.5,\"f\":true}", "missing field 's'"},
+        {"{\"vector\":[1,2,3]" OKF "}", "missing \"id\""},
+        {"{\"id\":1" OKF "}", "missing \"vector\""},
+        {"{}", "missing"},
+        {R("[1,2,3]", OKF ",\"zz\":1"), "unknown field 'zz'"},
+        {R("[1,2,3]", OKF ",\"ID\":1"), "unknown field 'ID'"},
+        {R("[1,2,3]", OKF ",\"_ts\":1"), "unknown field '_ts'"},
+        {"{\"id\":1,", "malformed JSON"},
+        {"{\"id\":1,\"vector\":[1,2,3]", "malformed JSON"},
+        {"{id:1}", "malformed JSON"},
+        {"{'id':1}", "malformed JSON"},
+        {"{\"id\":1,\"id\":1,\"vector\":[1,2,3]" OKF "}", "duplicate"},
+        {"{\"id\":1,\"vector\":[1,2,3],\"vector\":[1,2,3]" OKF "}", "malformed JSON"},
+        {R("[1,2,3]", OKF ",\"n\":7"), "malformed JSON"},
+        {"[1,2,3]", "record is not a JSON object"},
+        {"42", "record is not a JSON object"},
+        {"\"str\"", "record is not a JSON object"},
+        {"null", "record is not a JSON object"},
+        {"{\"id\":1.0,\"vector\":[1,2,3]" OKF "}", "\"id\" is not an integer"},
+        {"{\"id\":\"1\",\"vector\":[1,2,3]" OKF "}", "\"id\" is not an integer"},
+        {"{\"id\":null,\"vector\":[1,2,3]" OKF "}", "\"id\" is not an integer"},
+        {"{\"id\":9223372036854775808,\"vector\":[1,2,3]" OKF "}", "malformed JSON"},
+        {"{\"id\":-9223372036854775809,\"vector\":[1,2,3]" OKF "}", "malformed JSON"},
+        {R("[1,2,3]", F("99999999999999999999", "0.5", "true", "\"abc\"")), "malformed JSON"},
+        {R("[1,2,3]", F("7", "1e400", "true", "\"abc\"")), "malformed JSON"},
+        {R("[1e400,2,3]", OKF), "malformed JSON"},
+        {R("[NaN,2,3]", OKF), "malformed JSON"},
+        {R("[Infinity,2,3]", OKF), "malformed JSON"},
+        {R("[1,2,3,]", OKF), "malformed JSON"},
+        {R("[01,2,3]", OKF), "malformed JSON"},
+        {R("[.5,2,3]", OKF), "malformed JSON"},
+        {R("[1.,2,3]", OKF), "malformed JSON"},
+        {R("[+1,2,3]", OKF), "malformed JSON"},
+        {R("[-,2,3]", OKF), "malformed JSON"},
+        {R("[1 2,3]", OKF), "malformed JSON"},
+        {R("[1,2,3]", F("07", "0.5", "true", "\"abc\"")), "malformed JSON"},
+        {R("[1,2,3]", F("7", "0.5", "True", "\"abc\"")), "malformed JSON"},
+        {R("[1,2,3]", F("7", "0.5", "truex", "\"abc\"")), "malformed JSON"},
+        {R("[1,2,3]", F("7x", "0.5", "true", "\"abc\"")), "malformed JSON"},
+        {R("[1,2,3]", F("7", "0.5", "true", "\"a\\u0000b\"")), "malformed JSON"},
+        {R("[1,2,3]", F("7", "0.5", "true", "\"\xff\"")), "malformed JSON"},
+        {R("[1,2,3]", F("7", "0.5", "true", "\"a\\qb\"")), "malformed JSON"},
+        {R("[1,2,3]", F("7", "0.5", "true", "\"a\tb\"")), "malformed JSON"},
+        {R("[1,2,3]", OKF) " x", "malformed JSON"},
+        {R("[1,2,3]", OKF) R("[1,2,3]", OKF), "malformed JSON"},
+        {R("[1,2,3]", OKF ","), "malformed JSON"},
+        {"\xef\xbb\xbf" R("[1,2,3]", OKF), "malformed JSON"}, /* a BOM is not skipped */
 };
 
 /* each bad line alone (line 1), then a good line (line 2) that must still
@@ -310,12 +314,27 @@ Test(jsonl, line_numbers)
 	rd_close(&d);
 }
 
+/* CR LF, a lone CR line, and a CR ending an unterminated last line */
+Test(jsonl, carriage_returns)
+{
+	const char *in = GOOD2 "\r\n\r\n" GOOD2 "\r";
+	struct rd d;
+
+	rd_open(&d, FMT_JSONL, &text_sc, "cr.jsonl", in, strlen(in));
+	cr_assert_eq(rd_next(&d), VDB_OK, "%s", d.e.msg);
+	cr_assert_eq(rd_next(&d), VDB_OK, "%s", d.e.msg);
+	cr_assert_eq(d.r.recno, 3u);
+	cr_assert_eq(rd_next(&d), REC_EOF);
+	cr_assert_eq(d.b.n, 2u);
+	rd_close(&d);
+}
+
 Test(jsonl, auto_id)
 {
 	struct schema sc = text_sc;
 	const char *in = "{\"vector\":[1,2,3]" OKF "}\n"
-			 "{\"id\":5,\"vector\":[1,2,3]" OKF "}\n"
-			 "{\"vector\":[1,2,3]" OKF "}\n";
+	                 "{\"id\":5,\"vector\":[1,2,3]" OKF "}\n"
+	                 "{\"vector\":[1,2,3]" OKF "}\n";
 	struct rd d;
 
 	sc.auto_id = 1;
@@ -337,13 +356,32 @@ Test(jsonl, auto_id)
 Test(jsonl, fast_path_matches_jansson)
 {
 	static const char *nums[] = {
-		"0",	       "-0",	       "0.0",	      "-0.0",	       "1",
-		"-1",	       "0.1",	       "1e-7",	      "3.141592653589793",
-		"123456789012345678",	     "9007199254740993",	       "1.0000000596046448",
-		"1.00000005960464477539",   "3.4028234663852886e38",	       "1e-45",
-		"1.4e-45",     "2.5e-46",      "0.30000000000000004",	       "1e22",
-		"1e23",	       "12345678901234567890e-10", "4.9e-324", "8388609.5",
-		"16777217",    "-16777217",    "0.000000000000000000000000000000000000001",
+	        "0",
+	        "-0",
+	        "0.0",
+	        "-0.0",
+	        "1",
+	        "-1",
+	        "0.1",
+	        "1e-7",
+	        "3.141592653589793",
+	        "123456789012345678",
+	        "9007199254740993",
+	        "1.0000000596046448",
+	        "1.00000005960464477539",
+	        "3.4028234663852886e38",
+	        "1e-45",
+	        "1.4e-45",
+	        "2.5e-46",
+	        "0.30000000000000004",
+	        "1e22",
+	        "1e23",
+	        "12345678901234567890e-10",
+	        "4.9e-324",
+	        "8388609.5",
+	        "16777217",
+	        "-16777217",
+	        "0.000000000000000000000000000000000000001",
 	};
 	char buf[512];
 
@@ -352,22 +390,22 @@ Test(jsonl, fast_path_matches_jansson)
 		for (int slow = 0; slow < 2; slow++) {
 			struct rd d;
 			snprintf(buf, sizeof(buf),
-				 "{\"id\":1,\"vector\":[%s,1,2],\"n\":1,\"x\":%s,\"f\":true,"
-				 "\"s\":\"%s\"}\n",
-				 nums[i], nums[i], slow ? "\\u0061" : "a");
+			         "{\"id\":1,\"vector\":[%s,1,2],\"n\":1,\"x\":%s,\"f\":true,"
+			         "\"s\":\"%s\"}\n",
+			         nums[i], nums[i], slow ? "\\u0061" : "a");
 			rd_open(&d, FMT_JSONL, &text_sc, "p.jsonl", buf, strlen(buf));
 			cr_assert_eq(rd_next(&d), VDB_OK, "%s: %s", nums[i], d.e.msg);
 			/* jansson reads an integer as int64, then converts */
 			int is_int = strpbrk(nums[i], ".eE") == NULL;
-			double wantd = is_int ? (double)strtoll(nums[i], NULL, 10)
-					      : strtod(nums[i], NULL);
+			double wantd =
+			        is_int ? (double)strtoll(nums[i], NULL, 10) : strtod(nums[i], NULL);
 			float wantf = is_int ? (float)wantd : want;
 			cr_expect_eq(memcmp(&d.b.vec[0], &wantf, 4), 0,
-				     "vector %s (%s path): got %a, want %a", nums[i],
-				     slow ? "jansson" : "fast", (double)d.b.vec[0], (double)wantf);
+			             "vector %s (%s path): got %a, want %a", nums[i],
+			             slow ? "jansson" : "fast", (double)d.b.vec[0], (double)wantf);
 			cr_expect_eq(memcmp(&d.b.cols[1].f64[0], &wantd, 8), 0,
-				     "double %s (%s path): got %a, want %a", nums[i],
-				     slow ? "jansson" : "fast", d.b.cols[1].f64[0], wantd);
+			             "double %s (%s path): got %a, want %a", nums[i],
+			             slow ? "jansson" : "fast", d.b.cols[1].f64[0], wantd);
 			rd_close(&d);
 		}
 	}
@@ -383,10 +421,10 @@ Test(jsonl, many_records)
 
 	for (int i = 0; i < N; i++)
 		len += (size_t)snprintf(in + len, cap - len,
-					"{\"id\":%d,\"vector\":[%d,%d.5,-1],\"n\":%d,\"x\":0.25,"
-					"\"f\":%s,\"s\":\"%c%c\"}\n",
-					i, i, i, -i, i % 3 ? "true" : "false", 'a' + i % 26,
-					'a' + i % 7);
+		                        "{\"id\":%d,\"vector\":[%d,%d.5,-1],\"n\":%d,\"x\":0.25,"
+		                        "\"f\":%s,\"s\":\"%c%c\"}\n",
+		                        i, i, i, -i, i % 3 ? "true" : "false", 'a' + i % 26,
+		                        'a' + i % 7);
 	rd_open(&d, FMT_JSONL, &text_sc, "big.jsonl", in, len);
 	for (int i = 0; i < N; i++)
 		cr_assert_eq(rd_next(&d), VDB_OK, "record %d: %s", i, d.e.msg);
@@ -461,15 +499,16 @@ Test(jsonl, wide_schemas)
 		wide_json(buf, sizeof(buf), nf, -1, 0, 1);
 		rd_open(&d, FMT_JSONL, &sc, "w.jsonl", buf, strlen(buf));
 		int rc = rd_next(&d);
-		cr_expect_eq(rc, VDB_EINPUT, "%u fields: a record without \"id\" was accepted (id %lld)",
-			     nf, d.b.n ? (long long)d.b.ids[0] : 0);
+		cr_expect_eq(rc, VDB_EINPUT,
+		             "%u fields: a record without \"id\" was accepted (id %lld)", nf,
+		             d.b.n ? (long long)d.b.ids[0] : 0);
 		rd_close(&d);
 		/* without its vector */
 		wide_json(buf, sizeof(buf), nf, -1, 1, 0);
 		rd_open(&d, FMT_JSONL, &sc, "w.jsonl", buf, strlen(buf));
 		rc = rd_next(&d);
 		cr_expect_eq(rc, VDB_EINPUT, "%u fields: a record without \"vector\" was accepted",
-			     nf);
+		             nf);
 		rd_close(&d);
 		/* without its last field, or the field at bit 62 */
 		for (int skip = 62; skip < (int)nf; skip++) {
@@ -477,7 +516,8 @@ Test(jsonl, wide_schemas)
 			rd_open(&d, FMT_JSONL, &sc, "w.jsonl", buf, strlen(buf));
 			rc = rd_next(&d);
 			cr_expect_eq(rc, VDB_EINPUT,
-				     "%u fields: a record without field f%d was accepted", nf, skip);
+			             "%u fields: a record without field f%d was accepted", nf,
+			             skip);
 			rd_close(&d);
 		}
 	}
@@ -514,7 +554,7 @@ Test(tsv, wide_schemas)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\n");
 		rd_open(&d, FMT_TSV, &sc, "w.tsv", buf, n);
 		cr_expect_eq(d.open_rc, VDB_EINPUT, "%u fields: a header without id was accepted",
-			     nf);
+		             nf);
 		rd_close(&d);
 	}
 	/* 67 columns: one more than id, vector and 64 fields */
@@ -536,11 +576,11 @@ Test(tsv, wide_schemas)
 Test(tsv, good_records)
 {
 	const char *in = HDR "1\t1,2.5,-3e2\t7\t0.5\ttrue\tabc\n"
-			     "\n"
-			     "-9\t0,0x1p3,1e-3\t-9223372036854775808\t-1e300\t0\t\r\n"
-			     "3\t1,2,3\t+5\t0x1p-2\t1\ta\\tb\\\\\r\n"
-			     "4\t1,2,3\t 6\t7\tfalse\t\\n\\r\\t\\\\x\n"
-			     "5\t1,2,3\t9223372036854775807\t1e308\ttrue\t\xf0\x9f\x98\x80";
+	                     "\n"
+	                     "-9\t0,0x1p3,1e-3\t-9223372036854775808\t-1e300\t0\t\r\n"
+	                     "3\t1,2,3\t+5\t0x1p-2\t1\ta\\tb\\\\\r\n"
+	                     "4\t1,2,3\t 6\t7\tfalse\t\\n\\r\\t\\\\x\n"
+	                     "5\t1,2,3\t9223372036854775807\t1e308\ttrue\t\xf0\x9f\x98\x80";
 	struct rd d;
 	const char *s;
 	size_t l;
@@ -600,7 +640,7 @@ Test(tsv, nul_in_string)
 
 Test(tsv, columns_in_any_order)
 {
-	const char *in = "\n\ns\tf\tvector\tx\tid\tn\nq\ttrue\t1,2,3\t2.5\t77\t-4\n";
+	const char *in = "\n\ns\tf\tvector\tx\tid\tn\r\nq\ttrue\t1,2,3\t2.5\t77\t-4\r\n";
 	struct rd d;
 	size_t l;
 
@@ -617,49 +657,49 @@ Test(tsv, columns_in_any_order)
 }
 
 static const struct bad_case tsv_bad[] = {
-	{"1\t1,2\t7\t0.5\ttrue\tabc", "wrong dimension (got 2, want 3)"},
-	{"1\t1,2,3,4\t7\t0.5\ttrue\tabc", "wrong dimension (got more than 3)"},
-	{"1\t\t7\t0.5\ttrue\tabc", "wrong dimension (got 0, want 3)"},
-	{"1\t1,nan,3\t7\t0.5\ttrue\tabc", "vector[1] is not a finite float32"},
-	{"1\t1,2,inf\t7\t0.5\ttrue\tabc", "vector[2] is not a finite float32"},
-	{"1\t1e39,2,3\t7\t0.5\ttrue\tabc", "vector[0] is not a finite float32"},
-	{"1\t1,abc,3\t7\t0.5\ttrue\tabc", "vector[1] is not a finite float32"},
-	{"1\t1,,3\t7\t0.5\ttrue\tabc", "vector[1] is not a finite float32"},
-	{"1\t1,2,3x\t7\t0.5\ttrue\tabc", "vector[2] is not a finite float32"},
-	{"x\t1,2,3\t7\t0.5\ttrue\tabc", "'x' is not an int64"},
-	{"1.5\t1,2,3\t7\t0.5\ttrue\tabc", "'1.5' is not an int64"},
-	{"\t1,2,3\t7\t0.5\ttrue\tabc", "is not an int64"},
-	{"99999999999999999999\t1,2,3\t7\t0.5\ttrue\tabc", "is not an int64"},
-	{"1\t1,2,3\t7.5\t0.5\ttrue\tabc", "'7.5' is not an int64"},
-	{"1\t1,2,3\t\t0.5\ttrue\tabc", "is not an int64"},
-	{"1\t1,2,3\t5 \t0.5\ttrue\tabc", "is not an int64"},
-	{"1\t1,2,3\t0x10\t0.5\ttrue\tabc", "is not an int64"},
-	{"1\t1,2,3\t7\tabc\ttrue\tabc", "field 'x' wants a finite double"},
-	{"1\t1,2,3\t7\tnan\ttrue\tabc", "field 'x' wants a finite double"},
-	{"1\t1,2,3\t7\t-inf\ttrue\tabc", "field 'x' wants a finite double"},
-	{"1\t1,2,3\t7\t1e999\ttrue\tabc", "field 'x' wants a finite double"},
-	{"1\t1,2,3\t7\t1e-320\ttrue\tabc", "field 'x' wants a finite double"},
-	{"1\t1,2,3\t7\t\ttrue\tabc", "field 'x' wants a finite double"},
-	{"1\t1,2,3\t7\t0.5x\ttrue\tabc", "field 'x' wants a finite double"},
-	{"1\t1,2,3\t7\t0.5\tyes\tabc", "field 'f' wants true or false"},
-	{"1\t1,2,3\t7\t0.5\tTRUE\tabc", "field 'f' wants true or false"},
-	{"1\t1,2,3\t7\t0.5\t\tabc", "field 'f' wants true or false"},
-	{"1\t1,2,3\t7\t0.5\t2\tabc", "field 'f' wants true or false"},
-	{"1\t1,2,3\t7\t0.5\ttrue\tabcdef", "field 's' is 6 bytes, longer than its 5"},
-	{"1\t1,2,3\t7\t0.5\ttrue\ta\\tbcde", "field 's' is 6 bytes, longer than its 5"},
-	{"1\t1,2,3\t7\t0.5\ttrue\t\xff\xfe", "field 's' is not UTF-8 text"},
-	{"1\t1,2,3\t7\t0.5\ttrue\tab\xc3", "field 's' is not UTF-8 text"},
-	{"1\t1,2,3\t7\t0.5\ttrue\ta\xc0\x80", "field 's' is not UTF-8 text"},
-	{"1\t1,2,3\t7\t0.5\ttrue\t\xe0\x80\x80", "field 's' is not UTF-8 text"},
-	{"1\t1,2,3\t7\t0.5\ttrue\t\xed\xa0\x80", "field 's' is not UTF-8 text"},
-	{"1\t1,2,3\t7\t0.5\ttrue\t\xf4\x90\x80\x80", "field 's' is not UTF-8 text"},
-	{"1\t1,2,3\t7\t0.5\ttrue\t\x80", "field 's' is not UTF-8 text"},
-	{"1\t1,2,3\t7\t0.5\ttrue\ta\\qb", "unknown escape \\q"},
-	{"1\t1,2,3\t7\t0.5\ttrue\tab\\", "lone backslash at the end of a field"},
-	{"1\t1,2,3\t7\t0.5\ttrue\tabc\textra", "more columns than the header's 6"},
-	{"1\t1,2,3\t7\t0.5\ttrue\tabc\t", "more columns than the header's 6"},
-	{"1\t1,2,3\t7", "3 columns, the header has 6"},
-	{"1", "1 columns, the header has 6"},
+        {"1\t1,2\t7\t0.5\ttrue\tabc", "wrong dimension (got 2, want 3)"},
+        {"1\t1,2,3,4\t7\t0.5\ttrue\tabc", "wrong dimension (got more than 3)"},
+        {"1\t\t7\t0.5\ttrue\tabc", "wrong dimension (got 0, want 3)"},
+        {"1\t1,nan,3\t7\t0.5\ttrue\tabc", "vector[1] is not a finite float32"},
+        {"1\t1,2,inf\t7\t0.5\ttrue\tabc", "vector[2] is not a finite float32"},
+        {"1\t1e39,2,3\t7\t0.5\ttrue\tabc", "vector[0] is not a finite float32"},
+        {"1\t1,abc,3\t7\t0.5\ttrue\tabc", "vector[1] is not a finite float32"},
+        {"1\t1,,3\t7\t0.5\ttrue\tabc", "vector[1] is not a finite float32"},
+        {"1\t1,2,3x\t7\t0.5\ttrue\tabc", "vector[2] is not a finite float32"},
+        {"x\t1,2,3\t7\t0.5\ttrue\tabc", "'x' is not an int64"},
+        {"1.5\t1,2,3\t7\t0.5\ttrue\tabc", "'1.5' is not an int64"},
+        {"\t1,2,3\t7\t0.5\ttrue\tabc", "is not an int64"},
+        {"99999999999999999999\t1,2,3\t7\t0.5\ttrue\tabc", "is not an int64"},
+        {"1\t1,2,3\t7.5\t0.5\ttrue\tabc", "'7.5' is not an int64"},
+        {"1\t1,2,3\t\t0.5\ttrue\tabc", "is not an int64"},
+        {"1\t1,2,3\t5 \t0.5\ttrue\tabc", "is not an int64"},
+        {"1\t1,2,3\t0x10\t0.5\ttrue\tabc", "is not an int64"},
+        {"1\t1,2,3\t7\tabc\ttrue\tabc", "field 'x' wants a finite double"},
+        {"1\t1,2,3\t7\tnan\ttrue\tabc", "field 'x' wants a finite double"},
+        {"1\t1,2,3\t7\t-inf\ttrue\tabc", "field 'x' wants a finite double"},
+        {"1\t1,2,3\t7\t1e999\ttrue\tabc", "field 'x' wants a finite double"},
+        {"1\t1,2,3\t7\t1e-320\ttrue\tabc", "field 'x' wants a finite double"},
+        {"1\t1,2,3\t7\t\ttrue\tabc", "field 'x' wants a finite double"},
+        {"1\t1,2,3\t7\t0.5x\ttrue\tabc", "field 'x' wants a finite double"},
+        {"1\t1,2,3\t7\t0.5\tyes\tabc", "field 'f' wants true or false"},
+        {"1\t1,2,3\t7\t0.5\tTRUE\tabc", "field 'f' wants true or false"},
+        {"1\t1,2,3\t7\t0.5\t\tabc", "field 'f' wants true or false"},
+        {"1\t1,2,3\t7\t0.5\t2\tabc", "field 'f' wants true or false"},
+        {"1\t1,2,3\t7\t0.5\ttrue\tabcdef", "field 's' is 6 bytes, longer than its 5"},
+        {"1\t1,2,3\t7\t0.5\ttrue\ta\\tbcde", "field 's' is 6 bytes, longer than its 5"},
+        {"1\t1,2,3\t7\t0.5\ttrue\t\xff\xfe", "field 's' is not UTF-8 text"},
+        {"1\t1,2,3\t7\t0.5\ttrue\tab\xc3", "field 's' is not UTF-8 text"},
+        {"1\t1,2,3\t7\t0.5\ttrue\ta\xc0\x80", "field 's' is not UTF-8 text"},
+        {"1\t1,2,3\t7\t0.5\ttrue\t\xe0\x80\x80", "field 's' is not UTF-8 text"},
+        {"1\t1,2,3\t7\t0.5\ttrue\t\xed\xa0\x80", "field 's' is not UTF-8 text"},
+        {"1\t1,2,3\t7\t0.5\ttrue\t\xf4\x90\x80\x80", "field 's' is not UTF-8 text"},
+        {"1\t1,2,3\t7\t0.5\ttrue\t\x80", "field 's' is not UTF-8 text"},
+        {"1\t1,2,3\t7\t0.5\ttrue\ta\\qb", "unknown escape \\q"},
+        {"1\t1,2,3\t7\t0.5\ttrue\tab\\", "lone backslash at the end of a field"},
+        {"1\t1,2,3\t7\t0.5\ttrue\tabc\textra", "more columns than the header's 6"},
+        {"1\t1,2,3\t7\t0.5\ttrue\tabc\t", "more columns than the header's 6"},
+        {"1\t1,2,3\t7", "3 columns, the header has 6"},
+        {"1", "1 columns, the header has 6"},
 };
 
 Test(tsv, bad_records_then_good)
@@ -698,17 +738,17 @@ Test(tsv, bad_headers)
 		int line;
 		const char *reason;
 	} cases[] = {
-		{"", -1, "h.tsv: empty input: no header line"},
-		{"\n  \n\t\n", -1, "h.tsv: empty input: no header line"},
-		{"id\tvector\tn\tx\tf\ts\tzz\n", 1, "header: unknown field 'zz'"},
-		{"id\tvector\tn\tn\tx\tf\ts\n", 1, "header: column 'n' twice"},
-		{"id\tid\tvector\tn\tx\tf\ts\n", 1, "header: column 'id' twice"},
-		{"vector\tn\tx\tf\ts\n", 1, "header: no \"id\" column"},
-		{"id\tn\tx\tf\ts\n", 1, "header: no \"vector\" column"},
-		{"id\tvector\tn\tx\tf\n", 1, "header: no column for field 's'"},
-		{"\n\nid\t\tvector\tn\tx\tf\ts\n", 3, "header: column 2 has no usable name"},
-		{"id\tvector\tn\tx\tf\ts\t\n", 1, "header: column 7 has no usable name"},
-		{"id vector n x f s\n", 1, "header: unknown field"},
+	        {"", -1, "h.tsv: empty input: no header line"},
+	        {"\n  \n\t\n", -1, "h.tsv: empty input: no header line"},
+	        {"id\tvector\tn\tx\tf\ts\tzz\n", 1, "header: unknown field 'zz'"},
+	        {"id\tvector\tn\tn\tx\tf\ts\n", 1, "header: column 'n' twice"},
+	        {"id\tid\tvector\tn\tx\tf\ts\n", 1, "header: column 'id' twice"},
+	        {"vector\tn\tx\tf\ts\n", 1, "header: no \"id\" column"},
+	        {"id\tn\tx\tf\ts\n", 1, "header: no \"vector\" column"},
+	        {"id\tvector\tn\tx\tf\n", 1, "header: no column for field 's'"},
+	        {"\n\nid\t\tvector\tn\tx\tf\ts\n", 3, "header: column 2 has no usable name"},
+	        {"id\tvector\tn\tx\tf\ts\t\n", 1, "header: column 7 has no usable name"},
+	        {"id vector n x f s\n", 1, "header: unknown field"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -719,7 +759,7 @@ Test(tsv, bad_headers)
 			cr_expect_str_eq(d.e.msg, cases[i].reason, "case %zu", i);
 		} else {
 			expect_bad(&d, d.open_rc, "h.tsv", cases[i].line, cases[i].reason,
-				   "case %zu", i);
+			           "case %zu", i);
 		}
 		rd_close(&d);
 	}
@@ -729,8 +769,8 @@ Test(tsv, bad_headers)
 	struct schema sc = text_sc;
 	sc.auto_id = 1;
 	rd_open(&d, FMT_TSV, &sc, "h.tsv", HDR, strlen(HDR));
-	expect_bad(&d, d.open_rc, "h.tsv", 1, "header: \"id\" given, but the collection assigns ids",
-		   "auto id");
+	expect_bad(&d, d.open_rc, "h.tsv", 1,
+	           "header: \"id\" given, but the collection assigns ids", "auto id");
 	rd_close(&d);
 	const char *ok = "vector\tn\tx\tf\ts\n1,2,3\t7\t0.5\ttrue\tabc\n";
 	rd_open(&d, FMT_TSV, &sc, "h.tsv", ok, strlen(ok));
@@ -807,10 +847,10 @@ Test(fvecs, skippable_errors)
 		size_t nv;
 		const char *reason;
 	} cases[] = {
-		{3, nan3, 3, "vector[1] is NaN"},
-		{3, inf3, 3, "vector[0] is infinite"},
-		{2, two, 2, "wrong dimension (got 2, want 3)"},
-		{4, four, 4, "wrong dimension (got 4, want 3)"},
+	        {3, nan3, 3, "vector[1] is NaN"},
+	        {3, inf3, 3, "vector[0] is infinite"},
+	        {2, two, 2, "wrong dimension (got 2, want 3)"},
+	        {4, four, 4, "wrong dimension (got 4, want 3)"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -844,14 +884,14 @@ Test(fvecs, fatal_errors)
 		int32_t d;
 		const char *reason;
 	} cases[] = {
-		{2, 3, "truncated row header"},
-		{3, 3, "truncated row header"},
-		{4, 3, "truncated row (4 of 16 bytes)"},
-		{15, 3, "truncated row (15 of 16 bytes)"},
-		{16, 0, "wrong dimension (got 0, want 3); cannot continue"},
-		{16, 1000000, "wrong dimension (got 1000000, want 3); cannot continue"},
-		{16, -1, "cannot continue"},
-		{16, 5, "wrong dimension (got 5, want 3); cannot continue"}, /* incomplete */
+	        {2, 3, "truncated row header"},
+	        {3, 3, "truncated row header"},
+	        {4, 3, "truncated row (4 of 16 bytes)"},
+	        {15, 3, "truncated row (15 of 16 bytes)"},
+	        {16, 0, "wrong dimension (got 0, want 3); cannot continue"},
+	        {16, 1000000, "wrong dimension (got 1000000, want 3); cannot continue"},
+	        {16, -1, "cannot continue"},
+	        {16, 5, "wrong dimension (got 5, want 3); cannot continue"}, /* incomplete */
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -878,8 +918,7 @@ Test(fvecs, refused_for_collections_with_fields)
 
 	rd_open(&d, FMT_FVECS, &text_sc, "in.fvecs", "", 0);
 	cr_assert_eq(d.open_rc, VDB_EINPUT);
-	cr_assert(strstr(d.e.msg, "in.fvecs: fvecs rows hold only vectors") != NULL, "%s",
-		  d.e.msg);
+	cr_assert(strstr(d.e.msg, "in.fvecs: fvecs rows hold only vectors") != NULL, "%s", d.e.msg);
 	cr_assert(strstr(d.e.msg, "'n'") != NULL, "%s", d.e.msg);
 	rd_close(&d);
 	rd_open(&d, FMT_NPY, &text_sc, "in.npy", "", 0);
@@ -995,37 +1034,38 @@ Test(npy, bad_headers)
 		size_t rawlen;
 		const char *reason;
 	} cases[] = {
-		{NULL, "", 0, "in.npy: not an npy file (bad magic)"},
-		{NULL, "\x93NUMP", 5, "in.npy: not an npy file (bad magic)"},
-		{NULL, "\x93NUMPZ\x01\x00\x10\x00", 10, "in.npy: not an npy file (bad magic)"},
-		{NULL, "PK\x03\x04 zip file, not npy", 22, "in.npy: not an npy file (bad magic)"},
-		{NULL, "\x93NUMPY\x04\x00\x10\x00", 10, "in.npy: npy version 4 unknown"},
-		{NULL, "\x93NUMPY\x01\x00\x40\x00{'descr'", 17, "in.npy: truncated npy header"},
-		{NULL, "\x93NUMPY\x02\x00\x00\x00\x20\x00", 12, "in.npy: npy header of"},
-		{"{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", NULL, 0,
-		 "in.npy: npy dtype '>f4'"},
-		{"{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }", NULL, 0,
-		 "unsupported (want <f4 or <f8)"},
-		{"{'descr': '<f2', 'fortran_order': False, 'shape': (2, 3), }", NULL, 0,
-		 "unsupported"},
-		{"{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", NULL, 0,
-		 "in.npy: npy in Fortran order is unsupported"},
-		{"{'descr': '<f4', 'shape': (2, 3), }", NULL, 0, "in.npy: malformed npy header"},
-		{"{'shape': (2, 3), 'fortran_order': False}", NULL, 0, "in.npy: malformed npy header"},
-		{"{'fortran_order': False, 'shape': (2, 3), }", NULL, 0,
-		 "in.npy: malformed npy header"},
-		{"{'descr': '<f4', 'fortran_order': False, }", NULL, 0,
-		 "in.npy: npy shape must be (rows, dim)"},
-		{"{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", NULL, 0,
-		 "in.npy: npy shape must be (rows, dim)"},
-		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 1), }", NULL, 0,
-		 "in.npy: npy shape must be (rows, dim)"},
-		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", NULL, 0,
-		 "in.npy: npy shape must be (rows, dim)"},
-		{"{'descr': '<f4', 'fortran_order': False, 'shape': 6, }", NULL, 0,
-		 "in.npy: npy shape must be (rows, dim)"},
-		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }", NULL, 0,
-		 "in.npy: wrong dimension (got 4, want 3)"},
+	        {NULL, "", 0, "in.npy: not an npy file (bad magic)"},
+	        {NULL, "\x93NUMP", 5, "in.npy: not an npy file (bad magic)"},
+	        {NULL, "\x93NUMPZ\x01\x00\x10\x00", 10, "in.npy: not an npy file (bad magic)"},
+	        {NULL, "PK\x03\x04 zip file, not npy", 22, "in.npy: not an npy file (bad magic)"},
+	        {NULL, "\x93NUMPY\x04\x00\x10\x00", 10, "in.npy: npy version 4 unknown"},
+	        {NULL, "\x93NUMPY\x01\x00\x40\x00{'descr'", 17, "in.npy: truncated npy header"},
+	        {NULL, "\x93NUMPY\x02\x00\x00\x00\x20\x00", 12, "in.npy: npy header of"},
+	        {"{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", NULL, 0,
+	         "in.npy: npy dtype '>f4'"},
+	        {"{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }", NULL, 0,
+	         "unsupported (want <f4 or <f8)"},
+	        {"{'descr': '<f2', 'fortran_order': False, 'shape': (2, 3), }", NULL, 0,
+	         "unsupported"},
+	        {"{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", NULL, 0,
+	         "in.npy: npy in Fortran order is unsupported"},
+	        {"{'descr': '<f4', 'shape': (2, 3), }", NULL, 0, "in.npy: malformed npy header"},
+	        {"{'shape': (2, 3), 'fortran_order': False}", NULL, 0,
+	         "in.npy: malformed npy header"},
+	        {"{'fortran_order': False, 'shape': (2, 3), }", NULL, 0,
+	         "in.npy: malformed npy header"},
+	        {"{'descr': '<f4', 'fortran_order': False, }", NULL, 0,
+	         "in.npy: npy shape must be (rows, dim)"},
+	        {"{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", NULL, 0,
+	         "in.npy: npy shape must be (rows, dim)"},
+	        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 1), }", NULL, 0,
+	         "in.npy: npy shape must be (rows, dim)"},
+	        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", NULL, 0,
+	         "in.npy: npy shape must be (rows, dim)"},
+	        {"{'descr': '<f4', 'fortran_order': False, 'shape': 6, }", NULL, 0,
+	         "in.npy: npy shape must be (rows, dim)"},
+	        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }", NULL, 0,
+	         "in.npy: wrong dimension (got 4, want 3)"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1041,7 +1081,7 @@ Test(npy, bad_headers)
 		rd_open(&d, FMT_NPY, &vec_sc, "in.npy", in.p, in.n);
 		cr_expect_eq(d.open_rc, VDB_EINPUT, "case %zu: rc %d", i, d.open_rc);
 		cr_expect(strstr(d.e.msg, cases[i].reason) != NULL, "case %zu: '%s' lacks '%s'", i,
-			  d.e.msg, cases[i].reason);
+		          d.e.msg, cases[i].reason);
 		rd_close(&d);
 		free(in.p);
 	}
@@ -1121,7 +1161,8 @@ Test(npy, row_errors)
 	rd_open(&d, FMT_NPY, &vec_sc, "in.npy", in.p, in.n);
 	cr_assert_eq(rd_next(&d), VDB_OK);
 	rc = rd_next(&d);
-	expect_bad(&d, rc, "in.npy", 2, "3 bytes after the last row the header promises", "npy row");
+	expect_bad(&d, rc, "in.npy", 2, "3 bytes after the last row the header promises",
+	           "npy row");
 	cr_assert_eq(d.r.fatal, 1);
 	cr_assert_eq(rd_next(&d), REC_EOF);
 	rd_close(&d);

@@ -21,42 +21,42 @@ Test(name_check, accepts)
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		cr_assert_eq(name_check(good[i], "collection", &e), VDB_OK, "'%s': %s", good[i],
-			     e.msg);
+		             e.msg);
 	cr_assert_eq(name_check(repeat('n', 255), "collection", &e), VDB_OK);
 }
 
 Test(name_check, rejects)
 {
 	const char *bad[] = {
-		"",
-		"1abc",
-		"9",
-		"../etc",
-		"..",
-		"a/b",
-		"a'b",
-		"a\"b",
-		"'",
-		"a b",
-		" a",
-		"a ",
-		"x; DROP TABLE collections",
-		"x;",
-		"a-b",
-		"a.b",
-		"a\tb",
-		"a\nb",
-		"caf\xc3\xa9",
-		"a\x7f",
-		"$x",
-		"a*",
+	        "",
+	        "1abc",
+	        "9",
+	        "../etc",
+	        "..",
+	        "a/b",
+	        "a'b",
+	        "a\"b",
+	        "'",
+	        "a b",
+	        " a",
+	        "a ",
+	        "x; DROP TABLE collections",
+	        "x;",
+	        "a-b",
+	        "a.b",
+	        "a\tb",
+	        "a\nb",
+	        "caf\xc3\xa9",
+	        "a\x7f",
+	        "$x",
+	        "a*",
 	};
 	struct vdb_err e;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&e, 0, sizeof(e));
 		cr_expect_eq(name_check(bad[i], "partition", &e), VDB_EINPUT, "'%s' accepted",
-			     bad[i]);
+		             bad[i]);
 		cr_expect_eq(e.rc, VDB_EINPUT);
 		cr_expect(strstr(e.msg, "partition") != NULL, "message '%s' lacks what", e.msg);
 	}
@@ -108,28 +108,28 @@ Test(field_parse, strings)
 Test(field_parse, rejects)
 {
 	const char *bad[] = {
-		"n",		   /* no type */
-		"n:",		   /* empty type */
-		":int64",	   /* empty name */
-		"1n:int64",	   /* bad name */
-		"a b:int64",	   /* bad name */
-		"id;x:int64",	   /* bad name */
-		"n:float",	   /* unknown type */
-		"n:INT64",	   /* types are lowercase */
-		"n:int",	   /* prefix of a type */
-		"n:int64x",	   /* a type with a tail */
-		"n:strings",	   /* ditto */
-		"n:int64:5",	   /* only strings take a length */
-		"n:double:8",	   /* ditto */
-		"n:bool:1",	   /* ditto */
-		"s:string:0",	   /* too short */
-		"s:string:65536",  /* too long */
-		"s:string:70000",  /* too long */
-		"s:string:",	   /* empty length */
-		"s:string:abc",	   /* not a number */
-		"s:string:10x",	   /* trailing junk */
-		"s:string:-1",	   /* negative */
-		"s:string:99999999999999999999999", /* overflow */
+	        "n", /* no type */
+	        "n:", /* empty type */
+	        ":int64", /* empty name */
+	        "1n:int64", /* bad name */
+	        "a b:int64", /* bad name */
+	        "id;x:int64", /* bad name */
+	        "n:float", /* unknown type */
+	        "n:INT64", /* types are lowercase */
+	        "n:int", /* prefix of a type */
+	        "n:int64x", /* a type with a tail */
+	        "n:strings", /* ditto */
+	        "n:int64:5", /* only strings take a length */
+	        "n:double:8", /* ditto */
+	        "n:bool:1", /* ditto */
+	        "s:string:0", /* too short */
+	        "s:string:65536", /* too long */
+	        "s:string:70000", /* too long */
+	        "s:string:", /* empty length */
+	        "s:string:abc", /* not a number */
+	        "s:string:10x", /* trailing junk */
+	        "s:string:-1", /* negative */
+	        "s:string:99999999999999999999999", /* overflow */
 	};
 	struct field f;
 	struct vdb_err e;

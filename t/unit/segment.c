@@ -92,14 +92,14 @@ assert_same_rows(const struct batch *a, size_t abase, const struct batch *b, siz
 		cr_assert_eq(a->ids[abase + r], b->ids[r], "id of row %zu", r);
 		cr_assert_eq(a->ts[abase + r], b->ts[r], "ts of row %zu", r);
 		cr_assert_eq(memcmp(a->vec + (abase + r) * DIM, b->vec + r * DIM, DIM * 4), 0,
-			     "vector of row %zu", r);
+		             "vector of row %zu", r);
 		cr_assert_eq(a->cols[0].i64[abase + r], b->cols[0].i64[r]);
 		size_t la = a->cols[1].soff[abase + r + 1] - a->cols[1].soff[abase + r];
 		size_t lb = b->cols[1].soff[r + 1] - b->cols[1].soff[r];
 		cr_assert_eq(la, lb, "string length of row %zu", r);
 		cr_assert_eq(memcmp(a->cols[1].sbuf + a->cols[1].soff[abase + r],
-				    b->cols[1].sbuf + b->cols[1].soff[r], la),
-			     0);
+		                    b->cols[1].sbuf + b->cols[1].soff[r], la),
+		             0);
 	}
 }
 
@@ -128,7 +128,8 @@ Test(segment, write_open_verify_load)
 	char other[65];
 	memcpy(other, info.object, 65);
 	other[0] = other[0] == '0' ? '1' : '0';
-	cr_assert_eq(seg_verify(&s, other, &e), VDB_ECORRUPT, "a segment verified under another key");
+	cr_assert_eq(seg_verify(&s, other, &e), VDB_ECORRUPT,
+	             "a segment verified under another key");
 
 	cr_assert_eq(s.cid, 9u);
 	cr_assert_eq(s.pid, 5u);
@@ -221,9 +222,8 @@ Test(segment, every_flipped_byte_is_caught)
 				rc = seg_verify(&s, info.object, &e);
 				seg_close(&s);
 			}
-			cr_assert_eq(rc, VDB_ECORRUPT,
-				     "byte %zu of %zu ^ 0x%02x: rc %d (%s)", pos, len, x[k], rc,
-				     e.msg);
+			cr_assert_eq(rc, VDB_ECORRUPT, "byte %zu of %zu ^ 0x%02x: rc %d (%s)", pos,
+			             len, x[k], rc, e.msg);
 			cr_assert_eq(pwrite(fd, &orig[pos], 1, (off_t)pos), 1);
 		}
 	}
@@ -445,7 +445,7 @@ Test(segment, large_writer_in_pieces)
 	size_t at = 0;
 	for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
 		cr_assert_eq(seg_writer_add_vectors(w, v + at * D, pieces[i], &e), VDB_OK, "%s",
-			     e.msg);
+		             e.msg);
 		at += pieces[i];
 	}
 	cr_assert_eq(at, N);

@@ -74,7 +74,9 @@ Test(store, put_get_size_range)
 
 	/* the object sits at DIR/KEY[0..2]/KEY */
 	cr_assert_eq(store_local_path(st, K1, &path, &e), VDB_OK);
-	char *want = unit_path(objdir, "01/" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	char *want = unit_path(objdir,
+	                       "01/"
+	                       "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
 	cr_assert_str_eq(path, want);
 	cr_assert_eq(unit_file_size(path), 12);
 	free(want);
@@ -169,11 +171,13 @@ Test(store, list_and_delete)
 	char *junk = unit_path(objdir, "ab/notakey");
 	unit_write_file(junk, "x", 1);
 	free(junk);
-	junk = unit_path(objdir, "ab/AB00000000000000000000000000000000000000000000000000000000000003");
+	junk = unit_path(objdir,
+	                 "ab/AB00000000000000000000000000000000000000000000000000000000000003");
 	unit_write_file(junk, "x", 1);
 	free(junk);
 	/* a key filed under the wrong fan-out directory */
-	junk = unit_path(objdir, "ab/cd00000000000000000000000000000000000000000000000000000000000003");
+	junk = unit_path(objdir,
+	                 "ab/cd00000000000000000000000000000000000000000000000000000000000003");
 	unit_write_file(junk, "x", 1);
 	free(junk);
 
@@ -226,8 +230,8 @@ Test(store, stage_commit_abort)
 Test(store, bad_keys)
 {
 	char k63[64], k65[66], upper[65], gee[65], slash[65];
-	const char *bad[] = {"", "../etc/passwd", "../../../../etc/passwd", k63, k65, upper, gee,
-			     slash, "ab/../../../x", "0123456789abcdef\n"};
+	const char *bad[] = {"",    "../etc/passwd", "../../../../etc/passwd", k63, k65, upper, gee,
+	                     slash, "ab/../../../x", "0123456789abcdef\n"};
 	struct vdb_err e;
 	void *buf;
 	size_t len;

@@ -1,2 +1,0 @@
-build-unit-asan/lib/idmap.o: lib/idmap.c lib/idmap.h
-lib/idmap.h:
