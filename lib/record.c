@@ -453,8 +453,8 @@ json_fast(struct rec_reader *r, const char *line, size_t len, struct batch *b)
 		if (klen == 2 && memcmp(key, "id", 2) == 0) {
 			double d;
 			int is_int;
-			if (have_id || sc->auto_id || fast_number(&s, &d, &b->ids[row], &is_int, 0) != 0 ||
-			    !is_int)
+			if (have_id || sc->auto_id ||
+			    fast_number(&s, &d, &b->ids[row], &is_int, 0) != 0 || !is_int)
 				return FAST_NO;
 			have_id = 1;
 		} else if (klen == 6 && memcmp(key, "vector", 6) == 0) {
@@ -467,7 +467,8 @@ json_fast(struct rec_reader *r, const char *line, size_t len, struct batch *b)
 				if (strlen(sc->fields[i].name) == klen &&
 				    memcmp(sc->fields[i].name, key, klen) == 0)
 					f = (int)i;
-			if (f < 0 || (seen & 1ull << f) || fast_field(r, &s, b, (uint32_t)f, row) != 0)
+			if (f < 0 || (seen & 1ull << f) ||
+			    fast_field(r, &s, b, (uint32_t)f, row) != 0)
 				return FAST_NO;
 			seen |= 1ull << f;
 		}
@@ -735,10 +736,10 @@ next_line(struct rec_reader *r, char **line, size_t *len, struct vdb_err *e)
 	int rc;
 
 	for (;;) {
-		unsigned char *nl = r->len > r->pos + scanned
-					    ? memchr(r->buf + r->pos + scanned, '\n',
-						     r->len - r->pos - scanned)
-					    : NULL;
+		unsigned char *nl =
+		        r->len > r->pos + scanned
+		                ? memchr(r->buf + r->pos + scanned, '\n', r->len - r->pos - scanned)
+		                : NULL;
 		if (nl == NULL && !r->eof) {
 			scanned = r->len - r->pos;
 			if (scanned > REC_MAX_LINE) {

@@ -91,8 +91,9 @@ scan_fds(const char *dir, int kind, int64_t cid, const int *fds, const uint32_t 
 		 * died: it was never acknowledged, so it is simply not read */
 		rc = log_scan_fd(fds[i], path, kind, cid, 0, fn, arg, &res, e);
 		if (rc == VDB_OK && res.torn && i + 1 < n)
-			rc = vdb_err_set(e, VDB_ECORRUPT, "%s: bad tail at offset %llu in a closed file",
-					 path, (unsigned long long)res.valid_end);
+			rc = vdb_err_set(e, VDB_ECORRUPT,
+			                 "%s: bad tail at offset %llu in a closed file", path,
+			                 (unsigned long long)res.valid_end);
 		free(path);
 	}
 	return rc;

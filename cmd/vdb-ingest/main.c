@@ -188,7 +188,7 @@ main(int argc, char **argv)
 		usage();
 	if (del && strcmp(g.pname, "_default") != 0) {
 		fprintf(stderr, "vdb-ingest: fatal: --partition does not go with --delete "
-				"(a delete applies to every partition)\n");
+		                "(a delete applies to every partition)\n");
 		return EXIT_PERM;
 	}
 	if (rejects && !g.skip) {
@@ -211,7 +211,7 @@ main(int argc, char **argv)
 	g.format = format >= 0 ? format : format_guess(argc ? argv[0] : NULL);
 	if (idoff_set && g.format != FMT_FVECS && g.format != FMT_NPY) {
 		fprintf(stderr, "vdb-ingest: fatal: --id-offset applies to fvecs and npy "
-				"(JSONL and TSV records carry their ids)\n");
+		                "(JSONL and TSV records carry their ids)\n");
 		return EXIT_PERM;
 	}
 	g.bulk = bulk >= 0 ? bulk : (g.format == FMT_FVECS || g.format == FMT_NPY);

@@ -263,8 +263,8 @@ cmd_partition(struct root *r, int argc, char **argv)
 	char(*obj)[65] = NULL;
 	size_t n;
 
-	if (argc < 3 || (strcmp(argv[1], "list") && strcmp(argv[1], "create") &&
-			 strcmp(argv[1], "drop")))
+	if (argc < 3 ||
+	    (strcmp(argv[1], "list") && strcmp(argv[1], "create") && strcmp(argv[1], "drop")))
 		usage();
 	check(meta_collection_get(r->meta, argv[2], &s, &e));
 	if (strcmp(argv[1], "list") == 0 && argc == 3) {
