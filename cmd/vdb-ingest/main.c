@@ -199,6 +199,12 @@ main(int argc, char **argv)
 	argc--;
 	argv++;
 	signal(SIGPIPE, SIG_IGN);
+	g.format = format >= 0 ? format : format_guess(argc ? argv[0] : NULL);
+	if (idoff_set && g.format != FMT_FVECS && g.format != FMT_NPY) {
+		fprintf(stderr, "vdb-ingest: fatal: --id-offset applies to fvecs and npy "
+		                "(JSONL and TSV records carry their ids)\n");
+		return EXIT_PERM;
+	}
 
 	if ((rc = root_path(rootopt, &rootopt, &e)) != VDB_OK ||
 	    (rc = name_check(coll, "collection", &e)) != VDB_OK ||
@@ -208,12 +214,6 @@ main(int argc, char **argv)
 	    (rc = meta_partition_get(g.root->meta, g.sc.id, g.pname, &g.pid, &e)) != VDB_OK)
 		fatal(rc, &e);
 	linger = g.linger_ms;
-	g.format = format >= 0 ? format : format_guess(argc ? argv[0] : NULL);
-	if (idoff_set && g.format != FMT_FVECS && g.format != FMT_NPY) {
-		fprintf(stderr, "vdb-ingest: fatal: --id-offset applies to fvecs and npy "
-		                "(JSONL and TSV records carry their ids)\n");
-		return EXIT_PERM;
-	}
 	g.bulk = bulk >= 0 ? bulk : (g.format == FMT_FVECS || g.format == FMT_NPY);
 	g.progress = !quiet && isatty(2);
 	if (rejects && (g.rejects = fopen(rejects, "a")) == NULL) {
