@@ -71,7 +71,7 @@ batch_reserve(struct batch *b, size_t more, struct vdb_err *e)
 	size_t need = b->n + more, cap = b->cap ? b->cap : 64;
 	uint32_t dim = b->sc->dim;
 
-	if (need <= b->cap)
+	if (need <= b->cap && b->cap > 0) /* after a reserve, columns are never NULL */
 		return VDB_OK;
 	while (cap < need)
 		cap *= 2;
@@ -211,6 +211,8 @@ batch_encode(const struct batch *b, uint64_t ts, unsigned char **out, size_t *le
 	put_u32(p + 24, (uint32_t)n);
 	put_u32(p + 28, b->sc->dim);
 	q = p + PAYLOAD_INSERT_HDR;
+	if (n == 0)
+		goto done; /* an empty batch has no columns to copy */
 	memcpy(q, b->ids, n * 8);
 	q += n * 8;
 	memcpy(q, b->vec, n * b->sc->dim * sizeof(float));
@@ -240,6 +242,7 @@ batch_encode(const struct batch *b, uint64_t ts, unsigned char **out, size_t *le
 			break;
 		}
 	}
+done:
 	*out = p;
 	*len = sz;
 	return VDB_OK;
