@@ -20,36 +20,46 @@ static const char foot_magic[8] = {'V', 'D', 'B', 'F', 'O', 'O', 'T', '1'};
 static const char end_magic[8] = {'V', 'D', 'B', 'S', 'E', 'G', 'N', 'D'};
 
 #define WBUF (8u << 20)
+#define NBUF 4
+#define DIO_ALIGN 4096
 #define ZSTD_LEVEL 3
 
-/* The writer is double-buffered: the caller's thread hashes and copies
- * rows into one buffer while a second thread write()s the other and
- * pushes it to the disk, so a bulk import keeps both cores and the disk
- * busy at once and the fsync at commit finds little left to do. */
+/* The writer is a three-stage pipeline over NBUF buffers, so a bulk
+ * import keeps both cores and the disk busy at once: the caller's thread
+ * copies rows into a buffer; a hasher thread hashes the vector block's
+ * bytes (the bulk of the object) in order; a writer thread writes each
+ * buffer with O_DIRECT (no copy into the page cache; buffered writes
+ * where the file system refuses O_DIRECT).  Small scalar blocks are
+ * hashed by the caller.  The fsync at commit makes it all durable. */
+struct wbuf {
+	unsigned char *p;
+	size_t len;
+	uint64_t off;	/* file offset of p[0] */
+	size_t h0, h1;	/* p[h0..h1) is for the hasher */
+};
+
 struct seg_writer {
 	struct store *st;
 	struct store_stage stage;
+	int dfd; /* the stage opened O_DIRECT, or -1 */
 	const struct schema *sc;
 	int64_t pid;
 	uint64_t off, rows; /* bytes emitted so far (the next block's offset) */
 	EVP_MD_CTX *md;
-	unsigned char *buf[2];
-	size_t blen; /* fill of buf[cur] */
-	uint64_t bstart; /* file offset of buf[cur] */
-	int cur;
 	struct seg_col *cols;
 	uint32_t ncols;
 
-	pthread_t th;
+	struct wbuf b[NBUF];
+	uint64_t seq;  /* the buffer being filled is b[seq % NBUF] */
+	size_t hstart; /* where its bytes for the hasher begin */
+	int defer;     /* the hasher hashes what is emitted (vector block) */
+
+	pthread_t hasher, writer;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int running, stop;
-	int busy[2]; /* buffer queued or being written */
-	uint64_t boff[2]; /* its file offset and length */
-	size_t bl[2];
-	int next; /* which buffer the thread writes next */
-	int werr; /* errno of a failed write, 0 if none */
-	uint64_t prev_off, prev_len; /* last range handed to the disk */
+	uint64_t queued, hashed, written; /* buffers handed over / done */
+	int werr;			  /* errno of a failed write, 0 if none */
 };
 
 void
@@ -86,42 +96,71 @@ pwrite_full(int fd, const unsigned char *p, size_t n, uint64_t off)
 	return 0;
 }
 
-static void *
-writer_main(void *arg)
+/* write_buf: the aligned part O_DIRECT, a ragged tail (only ever the
+ * object's last buffer) through the page cache */
+static int
+write_buf(struct seg_writer *w, const struct wbuf *b)
 {
-	struct seg_writer *w = arg;
+	size_t direct = 0;
+	int err;
+
+	if (w->dfd >= 0 && b->off % DIO_ALIGN == 0) {
+		direct = b->len & ~(size_t)(DIO_ALIGN - 1);
+		if (direct && (err = pwrite_full(w->dfd, b->p, direct, b->off)) != 0) {
+			if (err != EINVAL)
+				return err;
+			direct = 0; /* refused after all: go through the cache */
+		}
+	}
+	if (direct == b->len)
+		return 0;
+	err = pwrite_full(w->stage.fd, b->p + direct, b->len - direct, b->off + direct);
+	if (!err)
+		sync_file_range(w->stage.fd, (off_t)(b->off + direct), (off_t)(b->len - direct),
+		                SYNC_FILE_RANGE_WRITE);
+	return err;
+}
+
+/* stage_main: the hasher (hash != 0) or the writer, taking the handed-over
+ * buffers in order */
+static void *
+stage_main(struct seg_writer *w, int hash)
+{
+	uint64_t *done = hash ? &w->hashed : &w->written;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		int b = w->next;
-		while (!w->busy[b] && !w->stop)
+		while (*done == w->queued && !w->stop)
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (!w->busy[b])
+		if (*done == w->queued)
 			break;
+		struct wbuf *b = &w->b[*done % NBUF];
 		pthread_mutex_unlock(&w->mu);
-		int err = w->werr ? 0 : pwrite_full(w->stage.fd, w->buf[b], w->bl[b], w->boff[b]);
-		if (!err) {
-			/* start this range; wait for the one before, so no more than
-			 * two buffers' worth is ever dirty */
-			sync_file_range(w->stage.fd, (off_t)w->boff[b], (off_t)w->bl[b],
-			                SYNC_FILE_RANGE_WRITE);
-			if (w->prev_len)
-				sync_file_range(w->stage.fd, (off_t)w->prev_off, (off_t)w->prev_len,
-				                SYNC_FILE_RANGE_WAIT_BEFORE |
-				                        SYNC_FILE_RANGE_WRITE |
-				                        SYNC_FILE_RANGE_WAIT_AFTER);
-			w->prev_off = w->boff[b];
-			w->prev_len = w->bl[b];
-		}
+		int err = 0;
+		if (hash && b->h1 > b->h0)
+			EVP_DigestUpdate(w->md, b->p + b->h0, b->h1 - b->h0);
+		else if (!hash && !w->werr)
+			err = write_buf(w, b);
 		pthread_mutex_lock(&w->mu);
 		if (err && !w->werr)
 			w->werr = err;
-		w->busy[b] = 0;
-		w->next = !b;
+		(*done)++;
 		pthread_cond_broadcast(&w->cv);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
+}
+
+static void *
+hasher_main(void *arg)
+{
+	return stage_main(arg, 1);
+}
+
+static void *
+writer_main(void *arg)
+{
+	return stage_main(arg, 0);
 }
 
 static int
@@ -131,35 +170,61 @@ writer_failed(struct seg_writer *w, struct vdb_err *e)
 	return vdb_err_errno(e, VDB_ETEMP, "%s: write", w->stage.path);
 }
 
-/* flush_buf: hand buf[cur] to the thread; continue in the other one */
+/* flush_buf: hand the buffer being filled over; wait for the next one */
 static int
 flush_buf(struct seg_writer *w, struct vdb_err *e)
 {
-	int err;
+	struct wbuf *b = &w->b[w->seq % NBUF];
+	uint64_t next_off = b->off + b->len;
 
-	if (w->blen == 0)
+	if (b->len == 0)
 		return VDB_OK;
+	b->h0 = w->defer ? w->hstart : 0;
+	b->h1 = w->defer ? b->len : 0;
 	if (!w->running) {
-		err = pwrite_full(w->stage.fd, w->buf[w->cur], w->blen, w->bstart);
-		if (err)
+		int err;
+		if (b->h1 > b->h0)
+			EVP_DigestUpdate(w->md, b->p + b->h0, b->h1 - b->h0);
+		if ((err = write_buf(w, b)) != 0 && !w->werr)
 			w->werr = err;
 	} else {
 		pthread_mutex_lock(&w->mu);
-		w->busy[w->cur] = 1;
-		w->boff[w->cur] = w->bstart;
-		w->bl[w->cur] = w->blen;
+		w->queued = w->seq + 1;
 		pthread_cond_broadcast(&w->cv);
-		w->cur = !w->cur;
-		while (w->busy[w->cur])
+		/* the next buffer is free once both threads are past it */
+		while (w->seq + 1 >= NBUF &&
+		       (w->hashed < w->seq + 2 - NBUF || w->written < w->seq + 2 - NBUF))
 			pthread_cond_wait(&w->cv, &w->mu);
 		pthread_mutex_unlock(&w->mu);
 	}
-	w->bstart += w->blen;
-	w->blen = 0;
+	w->seq++;
+	b = &w->b[w->seq % NBUF];
+	b->off = next_off;
+	b->len = 0;
+	w->hstart = 0;
 	return w->werr ? writer_failed(w, e) : VDB_OK;
 }
 
-/* drain: every emitted byte written; the thread stopped */
+/* hash_sync: every deferred byte hashed, so the caller may use w->md */
+static void
+hash_sync(struct seg_writer *w)
+{
+	struct wbuf *b = &w->b[w->seq % NBUF];
+
+	if (!w->defer)
+		return;
+	if (w->running) {
+		pthread_mutex_lock(&w->mu);
+		while (w->hashed < w->queued)
+			pthread_cond_wait(&w->cv, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+	}
+	EVP_DigestUpdate(w->md, b->p + w->hstart, b->len - w->hstart);
+	w->hstart = b->len;
+	w->defer = 0;
+}
+
+/* drain: every emitted byte written; the threads stopped */
 static int
 drain(struct seg_writer *w, struct vdb_err *e)
 {
@@ -167,12 +232,13 @@ drain(struct seg_writer *w, struct vdb_err *e)
 
 	if (w->running) {
 		pthread_mutex_lock(&w->mu);
-		while (w->busy[0] || w->busy[1])
+		while (w->hashed < w->queued || w->written < w->queued)
 			pthread_cond_wait(&w->cv, &w->mu);
 		w->stop = 1;
 		pthread_cond_broadcast(&w->cv);
 		pthread_mutex_unlock(&w->mu);
-		pthread_join(w->th, NULL);
+		pthread_join(w->hasher, NULL);
+		pthread_join(w->writer, NULL);
 		w->running = 0;
 	}
 	if (rc == VDB_OK && w->werr)
@@ -180,22 +246,25 @@ drain(struct seg_writer *w, struct vdb_err *e)
 	return rc;
 }
 
-/* emit: bytes of the current block: hashed, buffered, counted */
+/* emit: bytes of the current block: hashed (here, or by the hasher),
+ * buffered, counted */
 static int
 emit(struct seg_writer *w, const void *p, size_t n, struct vdb_err *e)
 {
 	const unsigned char *q = p;
 	int rc;
 
-	EVP_DigestUpdate(w->md, p, n);
+	if (!w->defer)
+		EVP_DigestUpdate(w->md, p, n);
 	w->off += n;
 	while (n > 0) {
-		size_t k = WBUF - w->blen < n ? WBUF - w->blen : n;
-		memcpy(w->buf[w->cur] + w->blen, q, k);
-		w->blen += k;
+		struct wbuf *b = &w->b[w->seq % NBUF];
+		size_t k = WBUF - b->len < n ? WBUF - b->len : n;
+		memcpy(b->p + b->len, q, k);
+		b->len += k;
 		q += k;
 		n -= k;
-		if (w->blen == WBUF && (rc = flush_buf(w, e)) != VDB_OK)
+		if (b->len == WBUF && (rc = flush_buf(w, e)) != VDB_OK)
 			return rc;
 	}
 	return VDB_OK;
@@ -229,35 +298,52 @@ int
 seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id,
                  struct seg_writer **out, struct vdb_err *e)
 {
-	static const unsigned char zero[SEG_HDR];
 	struct seg_writer *w = calloc(1, sizeof(*w));
 	int rc;
 
 	if (w == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
-	w->stage.fd = -1;
+	w->stage.fd = w->dfd = -1;
 	w->st = st;
 	w->sc = sc;
 	w->pid = partition_id;
-	if ((w->buf[0] = malloc(WBUF)) == NULL || (w->buf[1] = malloc(WBUF)) == NULL ||
-	    (w->md = EVP_MD_CTX_new()) == NULL) {
+	for (int i = 0; i < NBUF; i++) {
+		void *p;
+		if (posix_memalign(&p, DIO_ALIGN, WBUF) != 0) {
+			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+			goto fail;
+		}
+		w->b[i].p = p;
+	}
+	if ((w->md = EVP_MD_CTX_new()) == NULL) {
 		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
 		goto fail;
 	}
 	if ((rc = store_stage(st, &w->stage, e)) != VDB_OK)
 		goto fail;
-	/* header placeholder: rewritten once the row count is known */
-	if ((rc = file_pwrite_all(w->stage.fd, zero, SEG_HDR, 0, w->stage.path, e)) != VDB_OK)
-		goto fail;
-	w->off = w->bstart = SEG_HDR;
+	w->dfd = open(w->stage.path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	/* the header's place, rewritten once the row count is known; not
+	 * part of any block's hash */
+	memset(w->b[0].p, 0, SEG_HDR);
+	w->b[0].len = w->hstart = SEG_HDR;
+	w->off = SEG_HDR;
 	if (new_col(w, "_vector", SC_VECTOR, SE_RAW) == NULL) {
 		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
 		goto fail;
 	}
 	EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
+	w->defer = 1;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
-	w->running = pthread_create(&w->th, NULL, writer_main, w) == 0;
+	if (pthread_create(&w->hasher, NULL, hasher_main, w) == 0) {
+		if (pthread_create(&w->writer, NULL, writer_main, w) == 0) {
+			w->running = 1;
+		} else {
+			w->stop = 1;
+			pthread_join(w->hasher, NULL);
+			w->stop = 0;
+		}
+	}
 	*out = w;
 	return VDB_OK;
 fail:
@@ -272,11 +358,13 @@ seg_writer_abort(struct seg_writer *w)
 		return;
 	if (w->running)
 		drain(w, NULL);
+	if (w->dfd >= 0)
+		close(w->dfd);
 	if (w->stage.path)
 		store_abort(w->st, &w->stage);
 	EVP_MD_CTX_free(w->md);
-	free(w->buf[0]);
-	free(w->buf[1]);
+	for (int i = 0; i < NBUF; i++)
+		free(w->b[i].p);
 	free(w->cols);
 	free(w);
 }
@@ -297,6 +385,7 @@ end_block(struct seg_writer *w, struct seg_col *c, struct vdb_err *e)
 	c->stored = w->off - c->off;
 	if ((rc = pad_block(w, e)) != VDB_OK)
 		return rc;
+	hash_sync(w);
 	EVP_DigestFinal_ex(w->md, c->sha, &len);
 	return VDB_OK;
 }

@@ -48,6 +48,7 @@ test_expect "fvecs bulk import writes segments directly, acked per segment" \
 	"vdb-ingest --segment-rows 300 f '$TMP/a.fvecs' >'$TMP/ack' &&
 	 [ \$(wc -l <'$TMP/ack') = 4 ] && grep -q '\"segment\":\"[0-9a-f]\{64\}\"' '$TMP/ack' &&
 	 [ \"\$(vdb-meta segments f | wc -l)\" = 4 ] && [ ! -e '$TMP/r/log/3/ins-0000000001.log' ]"
+vdb-admin dump f >"$TMP/f.dump"
 test_expect "npy rows continue with --id-offset" \
 	"vdb-ingest --id-offset 1000 f '$TMP/a.npy' >'$TMP/ack' &&
 	 grep -q '\"min_id\":1000,\"max_id\":1999' '$TMP/ack' && [ \"\$(ids f | wc -l)\" = 2000 ]"
@@ -56,6 +57,16 @@ test_expect "fvecs and npy of the same vectors hold the same data" \
 test_expect "fvecs through the log with --no-bulk" \
 	"vdb-ingest --no-bulk --id-offset 5000 --batch-rows 500 f '$TMP/a.fvecs' >'$TMP/ack' &&
 	 [ \$(wc -l <'$TMP/ack') = 2 ] && [ \"\$(ids f | wc -l)\" = 3000 ]"
+
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	shm=$(mktemp -d /dev/shm/vdb-test.XXXXXX)
+	test_expect "a root on tmpfs, where O_DIRECT is refused, works the same" \
+		"vdb-admin init '$shm/r' && vdb-meta -d '$shm/r' create f --dim 16 &&
+		 vdb-ingest -d '$shm/r' --segment-rows 300 f '$TMP/a.fvecs' >/dev/null &&
+		 vdb-admin -d '$shm/r' verify 2>/dev/null &&
+		 vdb-admin -d '$shm/r' dump f | cmp - '$TMP/f.dump'"
+	rm -rf "$shm"
+fi
 
 vdb-meta create auto --dim 8 --auto-id
 test_expect "auto ids are assigned and never reused" \
