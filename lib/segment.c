@@ -19,23 +19,28 @@ static const char hdr_magic[8] = {'V', 'D', 'B', 'S', 'E', 'G', '0', '1'};
 static const char foot_magic[8] = {'V', 'D', 'B', 'F', 'O', 'O', 'T', '1'};
 static const char end_magic[8] = {'V', 'D', 'B', 'S', 'E', 'G', 'N', 'D'};
 
-#define WBUF (8u << 20)
+#define WBUF SEG_PIECE
 #define NBUF 4
+#define NHASH 2
 #define DIO_ALIGN 4096
 #define ZSTD_LEVEL 3
 
-/* The writer is a three-stage pipeline over NBUF buffers, so a bulk
- * import keeps both cores and the disk busy at once: the caller's thread
- * copies rows into a buffer; a hasher thread hashes the vector block's
- * bytes (the bulk of the object) in order; a writer thread writes each
- * buffer with O_DIRECT (no copy into the page cache; buffered writes
- * where the file system refuses O_DIRECT).  Small scalar blocks are
- * hashed by the caller.  The fsync at commit makes it all durable. */
+/* The writer is a pipeline over NBUF buffers, so a bulk import keeps
+ * both cores and the disk busy at once: the caller's thread copies rows
+ * into a buffer; two hasher threads hash the vector block's pieces (the
+ * bulk of the object; its checksum is a tree over 8 MiB pieces precisely
+ * so that they can be hashed in parallel); a writer thread writes each
+ * buffer with O_DIRECT (no copy into the page cache; buffered writes where
+ * the file system refuses O_DIRECT).  Small scalar blocks are hashed by
+ * the caller.  The fsync at commit makes it all durable.  Buffers are
+ * SEG_PIECE long and start at file offsets that are multiples of it, so
+ * each holds at most one piece of the vector block. */
 struct wbuf {
 	unsigned char *p;
 	size_t len;
-	uint64_t off;	/* file offset of p[0] */
-	size_t h0, h1;	/* p[h0..h1) is for the hasher */
+	uint64_t off; /* file offset of p[0] */
+	size_t h0, h1; /* p[h0..h1) is a piece for a hasher */
+	int hbusy, wbusy; /* handed over, not yet hashed / written */
 };
 
 struct seg_writer {
@@ -50,16 +55,21 @@ struct seg_writer {
 	uint32_t ncols;
 
 	struct wbuf b[NBUF];
-	uint64_t seq;  /* the buffer being filled is b[seq % NBUF] */
+	uint64_t seq; /* the buffer being filled is b[seq % NBUF] */
 	size_t hstart; /* where its bytes for the hasher begin */
-	int defer;     /* the hasher hashes what is emitted (vector block) */
+	int defer; /* the hasher hashes what is emitted (vector block) */
 
-	pthread_t hasher, writer;
+	pthread_t hasher[NHASH], writer;
+	int nthreads;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int running, stop;
-	uint64_t queued, hashed, written; /* buffers handed over / done */
-	int werr;			  /* errno of a failed write, 0 if none */
+	uint64_t queued; /* buffers handed over */
+	uint64_t hnext, hdone; /* next for a hasher to take; hashed */
+	uint64_t written; /* the writer goes in order */
+	int werr; /* errno of a failed write, 0 if none */
+	unsigned char (*piece)[32]; /* digest of the vector block's piece i */
+	size_t npiece, piece_cap;
 };
 
 void
@@ -121,30 +131,28 @@ write_buf(struct seg_writer *w, const struct wbuf *b)
 	return err;
 }
 
-/* stage_main: the hasher (hash != 0) or the writer, taking the handed-over
- * buffers in order */
 static void *
-stage_main(struct seg_writer *w, int hash)
+hasher_main(void *arg)
 {
-	uint64_t *done = hash ? &w->hashed : &w->written;
+	struct seg_writer *w = arg;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (*done == w->queued && !w->stop)
+		while (w->hnext == w->queued && !w->stop)
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (*done == w->queued)
+		if (w->hnext == w->queued)
 			break;
-		struct wbuf *b = &w->b[*done % NBUF];
+		uint64_t seq = w->hnext++;
+		struct wbuf *b = &w->b[seq % NBUF];
 		pthread_mutex_unlock(&w->mu);
-		int err = 0;
-		if (hash && b->h1 > b->h0)
-			EVP_DigestUpdate(w->md, b->p + b->h0, b->h1 - b->h0);
-		else if (!hash && !w->werr)
-			err = write_buf(w, b);
+		unsigned char d[32];
+		if (b->h1 > b->h0)
+			sha256(b->p + b->h0, b->h1 - b->h0, d);
 		pthread_mutex_lock(&w->mu);
-		if (err && !w->werr)
-			w->werr = err;
-		(*done)++;
+		if (b->h1 > b->h0)
+			memcpy(w->piece[seq], d, 32);
+		b->hbusy = 0;
+		w->hdone++;
 		pthread_cond_broadcast(&w->cv);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -152,15 +160,46 @@ stage_main(struct seg_writer *w, int hash)
 }
 
 static void *
-hasher_main(void *arg)
-{
-	return stage_main(arg, 1);
-}
-
-static void *
 writer_main(void *arg)
 {
-	return stage_main(arg, 0);
+	struct seg_writer *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->written == w->queued && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->written == w->queued)
+			break;
+		struct wbuf *b = &w->b[w->written % NBUF];
+		pthread_mutex_unlock(&w->mu);
+		int err = w->werr ? 0 : write_buf(w, b);
+		pthread_mutex_lock(&w->mu);
+		if (err && !w->werr)
+			w->werr = err;
+		b->wbusy = 0;
+		w->written++;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* piece_room: a slot for the digest of piece seq (under w->mu when the
+ * hashers run: they write into the array) */
+static int
+piece_room(struct seg_writer *w, uint64_t seq)
+{
+	if (seq < w->piece_cap)
+		return 0;
+	size_t cap = w->piece_cap ? w->piece_cap * 2 : 64;
+	while (cap <= seq)
+		cap *= 2;
+	void *np = realloc(w->piece, cap * 32);
+	if (np == NULL)
+		return -1;
+	w->piece = np;
+	w->piece_cap = cap;
+	return 0;
 }
 
 static int
@@ -176,26 +215,37 @@ flush_buf(struct seg_writer *w, struct vdb_err *e)
 {
 	struct wbuf *b = &w->b[w->seq % NBUF];
 	uint64_t next_off = b->off + b->len;
+	int oom;
 
 	if (b->len == 0)
 		return VDB_OK;
 	b->h0 = w->defer ? w->hstart : 0;
 	b->h1 = w->defer ? b->len : 0;
+	if (w->defer)
+		w->npiece = w->seq + 1;
 	if (!w->running) {
 		int err;
+		if (w->defer && piece_room(w, w->seq) != 0)
+			return vdb_err_set(e, VDB_ETEMP, "out of memory");
 		if (b->h1 > b->h0)
-			EVP_DigestUpdate(w->md, b->p + b->h0, b->h1 - b->h0);
+			sha256(b->p + b->h0, b->h1 - b->h0, w->piece[w->seq]);
 		if ((err = write_buf(w, b)) != 0 && !w->werr)
 			w->werr = err;
 	} else {
 		pthread_mutex_lock(&w->mu);
-		w->queued = w->seq + 1;
-		pthread_cond_broadcast(&w->cv);
-		/* the next buffer is free once both threads are past it */
-		while (w->seq + 1 >= NBUF &&
-		       (w->hashed < w->seq + 2 - NBUF || w->written < w->seq + 2 - NBUF))
-			pthread_cond_wait(&w->cv, &w->mu);
+		oom = w->defer && piece_room(w, w->seq) != 0;
+		if (!oom) {
+			b->hbusy = b->wbusy = 1;
+			w->queued = w->seq + 1;
+			pthread_cond_broadcast(&w->cv);
+			/* the next buffer is free once the threads are past it */
+			struct wbuf *nb = &w->b[(w->seq + 1) % NBUF];
+			while (nb->hbusy || nb->wbusy)
+				pthread_cond_wait(&w->cv, &w->mu);
+		}
 		pthread_mutex_unlock(&w->mu);
+		if (oom)
+			return vdb_err_set(e, VDB_ETEMP, "out of memory");
 	}
 	w->seq++;
 	b = &w->b[w->seq % NBUF];
@@ -205,23 +255,29 @@ flush_buf(struct seg_writer *w, struct vdb_err *e)
 	return w->werr ? writer_failed(w, e) : VDB_OK;
 }
 
-/* hash_sync: every deferred byte hashed, so the caller may use w->md */
-static void
-hash_sync(struct seg_writer *w)
+/* tree_finish: the vector block's checksum, once its last byte is
+ * emitted: SHA-256 over the digests of its pieces (formats/segment.md) */
+static int
+tree_finish(struct seg_writer *w, unsigned char sha[32], struct vdb_err *e)
 {
 	struct wbuf *b = &w->b[w->seq % NBUF];
 
-	if (!w->defer)
-		return;
 	if (w->running) {
 		pthread_mutex_lock(&w->mu);
-		while (w->hashed < w->queued)
+		while (w->hdone < w->queued)
 			pthread_cond_wait(&w->cv, &w->mu);
 		pthread_mutex_unlock(&w->mu);
 	}
-	EVP_DigestUpdate(w->md, b->p + w->hstart, b->len - w->hstart);
+	if (b->len > w->hstart) {
+		if (piece_room(w, w->seq) != 0)
+			return vdb_err_set(e, VDB_ETEMP, "out of memory");
+		sha256(b->p + w->hstart, b->len - w->hstart, w->piece[w->seq]);
+		w->npiece = w->seq + 1;
+	}
+	sha256(w->piece, w->npiece * 32, sha);
 	w->hstart = b->len;
 	w->defer = 0;
+	return VDB_OK;
 }
 
 /* drain: every emitted byte written; the threads stopped */
@@ -232,12 +288,13 @@ drain(struct seg_writer *w, struct vdb_err *e)
 
 	if (w->running) {
 		pthread_mutex_lock(&w->mu);
-		while (w->hashed < w->queued || w->written < w->queued)
+		while (w->hdone < w->queued || w->written < w->queued)
 			pthread_cond_wait(&w->cv, &w->mu);
 		w->stop = 1;
 		pthread_cond_broadcast(&w->cv);
 		pthread_mutex_unlock(&w->mu);
-		pthread_join(w->hasher, NULL);
+		for (int i = 0; i < w->nthreads - 1; i++)
+			pthread_join(w->hasher[i], NULL);
 		pthread_join(w->writer, NULL);
 		w->running = 0;
 	}
@@ -331,17 +388,24 @@ seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id
 		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
 		goto fail;
 	}
-	EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
 	w->defer = 1;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
-	if (pthread_create(&w->hasher, NULL, hasher_main, w) == 0) {
-		if (pthread_create(&w->writer, NULL, writer_main, w) == 0) {
+	/* the writer first, then hashers; with none of them, all is done
+	 * here, in order (flush_buf) */
+	if (pthread_create(&w->writer, NULL, writer_main, w) == 0) {
+		w->nthreads = 1;
+		while (w->nthreads - 1 < NHASH &&
+		       pthread_create(&w->hasher[w->nthreads - 1], NULL, hasher_main, w) == 0)
+			w->nthreads++;
+		if (w->nthreads > 1) {
 			w->running = 1;
 		} else {
 			w->stop = 1;
-			pthread_join(w->hasher, NULL);
+			pthread_cond_broadcast(&w->cv);
+			pthread_join(w->writer, NULL);
 			w->stop = 0;
+			w->nthreads = 0;
 		}
 	}
 	*out = w;
@@ -363,6 +427,7 @@ seg_writer_abort(struct seg_writer *w)
 	if (w->stage.path)
 		store_abort(w->st, &w->stage);
 	EVP_MD_CTX_free(w->md);
+	free(w->piece);
 	for (int i = 0; i < NBUF; i++)
 		free(w->b[i].p);
 	free(w->cols);
@@ -385,7 +450,8 @@ end_block(struct seg_writer *w, struct seg_col *c, struct vdb_err *e)
 	c->stored = w->off - c->off;
 	if ((rc = pad_block(w, e)) != VDB_OK)
 		return rc;
-	hash_sync(w);
+	if (w->defer)
+		return tree_finish(w, c->sha, e);
 	EVP_DigestFinal_ex(w->md, c->sha, &len);
 	return VDB_OK;
 }
@@ -743,6 +809,29 @@ seg_close(struct segment *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* tree_sha: SHA-256 over the SHA-256 of each piece of map[off, off+len),
+ * pieces split at file offsets that are multiples of SEG_PIECE */
+static void
+tree_sha(const unsigned char *map, uint64_t off, uint64_t len, unsigned char out[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char d[32];
+	unsigned int dl;
+
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	while (len > 0) {
+		uint64_t k = SEG_PIECE - off % SEG_PIECE;
+		if (k > len)
+			k = len;
+		sha256(map + off, k, d);
+		EVP_DigestUpdate(md, d, 32);
+		off += k;
+		len -= k;
+	}
+	EVP_DigestFinal_ex(md, out, &dl);
+	EVP_MD_CTX_free(md);
+}
+
 int
 seg_verify(const struct segment *s, const char *key, struct vdb_err *e)
 {
@@ -755,7 +844,10 @@ seg_verify(const struct segment *s, const char *key, struct vdb_err *e)
 	for (uint32_t i = 0; i < s->ncols; i++) {
 		const struct seg_col *c = &s->cols[i];
 		uint64_t ext = (c->stored + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
-		sha256(s->map + c->off, ext, sha);
+		if (c->type == SC_VECTOR)
+			tree_sha(s->map, c->off, ext, sha);
+		else
+			sha256(s->map + c->off, ext, sha);
 		if (memcmp(sha, c->sha, 32) != 0)
 			return vdb_err_set(e, VDB_ECORRUPT,
 			                   "block '%s' at offset %llu: checksum mismatch", c->name,

@@ -56,6 +56,17 @@ static const struct option longopts[] = {
         {NULL, 0, NULL, 0},
 };
 
+/* Regular input files are read through a map: if one is truncated under
+ * us, the access faults.  Nothing of the current batch was acknowledged. */
+static void
+on_sigbus(int sig)
+{
+	static const char msg[] = "vdb-ingest: fatal: an input file shrank while it was read\n";
+	(void)sig;
+	(void)!write(2, msg, sizeof(msg) - 1);
+	_exit(EXIT_TEMP);
+}
+
 static void
 usage(void)
 {
@@ -199,6 +210,7 @@ main(int argc, char **argv)
 	argc--;
 	argv++;
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGBUS, on_sigbus);
 	g.format = format >= 0 ? format : format_guess(argc ? argv[0] : NULL);
 	if (idoff_set && g.format != FMT_FVECS && g.format != FMT_NPY) {
 		fprintf(stderr, "vdb-ingest: fatal: --id-offset applies to fvecs and npy "
