@@ -1035,6 +1035,20 @@ rec_close(struct rec_reader *r)
 	r->buf = NULL;
 }
 
+/* drop_behind: give back the pages of a mapped input already read, up to
+ * the current record (kept for --rejects), so a large file does not sit
+ * in our resident set */
+static void
+drop_behind(struct rec_reader *r)
+{
+	size_t upto = (size_t)(r->raw - r->buf) & ~(size_t)((1u << 20) - 1);
+
+	if (upto >= r->dropped + (32u << 20)) {
+		madvise(r->buf + r->dropped, upto - r->dropped, MADV_DONTNEED);
+		r->dropped = upto;
+	}
+}
+
 int
 rec_next(struct rec_reader *r, struct batch *b, struct vdb_err *e)
 {
@@ -1068,5 +1082,7 @@ rec_next(struct rec_reader *r, struct batch *b, struct vdb_err *e)
 			b->ids[b->n] = 0; /* assigned when the batch commits */
 		b->n++;
 	}
+	if (r->mapped && r->raw)
+		drop_behind(r);
 	return rc;
 }
