@@ -27,7 +27,7 @@ struct rec_reader {
 	unsigned char *buf;
 	size_t cap, pos, len;
 	int eof, fatal;
-	int mapped;	/* buf is a private map of the whole (regular) file */
+	int mapped; /* buf is a private map of the whole (regular) file */
 	size_t dropped; /* map bytes before this are given back */
 	uint64_t recno; /* records (lines) read so far */
 	int64_t *next_id; /* binary formats: id of the next row (caller's counter) */
