@@ -119,7 +119,11 @@ write_buf(struct seg_writer *w, const struct wbuf *b)
 		if (direct && (err = pwrite_full(w->dfd, b->p, direct, b->off)) != 0) {
 			if (err != EINVAL)
 				return err;
-			direct = 0; /* refused after all: go through the cache */
+			/* refused after all: the cache from now on (only this
+			 * thread uses dfd while it runs) */
+			close(w->dfd);
+			w->dfd = -1;
+			direct = 0;
 		}
 	}
 	if (direct == b->len)
@@ -171,8 +175,9 @@ writer_main(void *arg)
 		if (w->written == w->queued)
 			break;
 		struct wbuf *b = &w->b[w->written % NBUF];
+		int failed = w->werr; /* after a failure, only drain the queue */
 		pthread_mutex_unlock(&w->mu);
-		int err = w->werr ? 0 : write_buf(w, b);
+		int err = failed ? 0 : write_buf(w, b);
 		pthread_mutex_lock(&w->mu);
 		if (err && !w->werr)
 			w->werr = err;
@@ -215,7 +220,7 @@ flush_buf(struct seg_writer *w, struct vdb_err *e)
 {
 	struct wbuf *b = &w->b[w->seq % NBUF];
 	uint64_t next_off = b->off + b->len;
-	int oom;
+	int oom, werr = 0;
 
 	if (b->len == 0)
 		return VDB_OK;
@@ -231,6 +236,7 @@ flush_buf(struct seg_writer *w, struct vdb_err *e)
 			sha256(b->p + b->h0, b->h1 - b->h0, w->piece[w->seq]);
 		if ((err = write_buf(w, b)) != 0 && !w->werr)
 			w->werr = err;
+		werr = w->werr;
 	} else {
 		pthread_mutex_lock(&w->mu);
 		oom = w->defer && piece_room(w, w->seq) != 0;
@@ -243,6 +249,7 @@ flush_buf(struct seg_writer *w, struct vdb_err *e)
 			while (nb->hbusy || nb->wbusy)
 				pthread_cond_wait(&w->cv, &w->mu);
 		}
+		werr = w->werr;
 		pthread_mutex_unlock(&w->mu);
 		if (oom)
 			return vdb_err_set(e, VDB_ETEMP, "out of memory");
@@ -252,7 +259,7 @@ flush_buf(struct seg_writer *w, struct vdb_err *e)
 	b->off = next_off;
 	b->len = 0;
 	w->hstart = 0;
-	return w->werr ? writer_failed(w, e) : VDB_OK;
+	return werr ? writer_failed(w, e) : VDB_OK;
 }
 
 /* tree_finish: the vector block's checksum, once its last byte is
