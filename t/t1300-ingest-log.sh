@@ -48,6 +48,21 @@ test_expect "--segment-bytes seals by size" \
 	 vdb-ingest --batch-rows 100 --segment-bytes 8192 c >/dev/null &&
 	 [ \"\$(vdb-meta segments c | awk '\$7 >= 50000' | wc -l)\" -ge 5 ]"
 
+vdb-meta create full --dim 64
+vdb-gen -f jsonl -n 3000 -d 64 >"$TMP/big.jsonl"
+test_expect "a write that fails (file size limit): exit 111, a clear error, nothing half-written" \
+	"(trap '' XFSZ; ulimit -f 1024; vdb-ingest --batch-rows 500 full '$TMP/big.jsonl' >'$TMP/ack' 2>'$TMP/ierr'); [ \$? = 111 ] &&
+	 grep -q 'vdb-ingest: fatal: .*ins-0000000001.log: write: File too large' '$TMP/ierr' &&
+	 [ \"\$(ids full | wc -l)\" = \$(awk -F'\"rows\":' '{ split(\$2, a, \",\"); n += a[1] } END { print n + 0 }' '$TMP/ack') ] &&
+	 vdb-admin verify 2>/dev/null"
+test_expect "after the failure the next ingest goes on" \
+	"vdb-gen -f jsonl -n 10 -d 64 -i 100000 | vdb-ingest full >/dev/null && ids full | grep -qx 100009"
+test_expect "a bulk import that cannot write leaves no object and no registration" \
+	"vdb-meta create fb --dim 128 && vdb-gen -f fvecs -n 20000 -d 128 >'$TMP/big.fvecs' &&
+	 (trap '' XFSZ; ulimit -f 4096; vdb-ingest fb '$TMP/big.fvecs' >/dev/null 2>'$TMP/ierr'); [ \$? = 111 ] &&
+	 grep -q 'File too large' '$TMP/ierr' && [ -z \"\$(vdb-meta segments fb)\" ] &&
+	 [ -z \"\$(ls '$TMP/r/objects/tmp')\" ] && vdb-admin verify 2>/dev/null"
+
 obj=$(vdb-meta segments c | head -1 | cut -f5)
 objpath=$TMP/r/objects/$(echo "$obj" | cut -c1-2)/$obj
 mv "$objpath" "$TMP/obj.bak"
