@@ -235,7 +235,7 @@ batch_encode(const struct batch *b, uint64_t ts, unsigned char **out, size_t *le
 		case FT_STRING:
 			for (size_t r = 0; r < n; r++, q += 4)
 				put_u32(q, (uint32_t)(c->soff[r + 1] - c->soff[r]));
-			if (n) {
+			if (c->soff[n]) { /* all empty: sbuf was never allocated */
 				memcpy(q, c->sbuf, c->soff[n]);
 				q += c->soff[n];
 			}

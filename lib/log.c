@@ -236,6 +236,11 @@ log_lock(struct logstream *ls, uint32_t sealed_seq, struct vdb_err *e)
 		ls->seq = active;
 		ls->end = 0;
 		ls->rows = 0;
+		/* made by another process, which may have died before its
+		 * directory fsync: ours must not ack into a file that a power
+		 * loss could unname */
+		if ((rc = file_sync_dir(ls->dir, e)) != VDB_OK)
+			goto fail;
 	}
 	if (fstat(ls->fd, &st) != 0) {
 		rc = vdb_err_errno(e, VDB_ETEMP, "%s: stat", ls->path);
@@ -351,7 +356,15 @@ classify_defect(int fd, const char *path, uint64_t off, uint64_t size, struct lo
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
 	if ((rc = file_pread_all(fd, buf, rest, (off_t)off, path, e)) != VDB_OK)
 		goto out;
-	for (uint64_t p = 1; p + LOG_FRAME_HDR <= rest; p++) {
+	/* An intact header tells its frame's length, and what lies inside the
+	 * payload is the writer's data (ids and vectors can spell a frame), so
+	 * the search for a good frame after the damage starts past it; a
+	 * frame reaching to the end of the file is simply torn. */
+	uint64_t from = 1;
+	if (rest >= LOG_FRAME_HDR && memcmp(buf, frame_magic, 4) == 0 &&
+	    get_u32(buf + 12) == crc32c(0, buf, 12) && get_u32(buf + 4) <= LOG_MAX_PAYLOAD)
+		from = LOG_FRAME_HDR + (uint64_t)get_u32(buf + 4);
+	for (uint64_t p = from; p + LOG_FRAME_HDR <= rest; p++) {
 		if (buf[p] == 'V' && frame_at(buf + p, rest - p)) {
 			rc = vdb_err_set(e, VDB_ECORRUPT,
 			                 "%s: bad frame at offset %llu followed by a good one at "
@@ -408,7 +421,7 @@ log_scan_fd(int fd, const char *path, int kind, int64_t cid, uint64_t from, log_
 		if (size - off < LOG_FRAME_HDR)
 			goto defect;
 		if ((rc = file_pread_all(fd, fh, LOG_FRAME_HDR, (off_t)off, path, e)) != VDB_OK)
-			goto out;
+			goto shrunk;
 		plen = get_u32(fh + 4);
 		if (memcmp(fh, frame_magic, 4) != 0 || get_u32(fh + 12) != crc32c(0, fh, 12) ||
 		    plen > LOG_MAX_PAYLOAD || plen > size - off - LOG_FRAME_HDR)
@@ -424,7 +437,7 @@ log_scan_fd(int fd, const char *path, int kind, int64_t cid, uint64_t from, log_
 		}
 		if ((rc = file_pread_all(fd, buf, plen, (off_t)(off + LOG_FRAME_HDR), path, e)) !=
 		    VDB_OK)
-			goto out;
+			goto shrunk;
 		if (get_u32(fh + 8) != crc32c(0, buf, plen))
 			goto defect;
 		if (payload_peek(buf, plen, &pk, &rows, &ts) != 0 ||
@@ -441,6 +454,14 @@ log_scan_fd(int fd, const char *path, int kind, int64_t cid, uint64_t from, log_
 		continue;
 	defect:
 		rc = classify_defect(fd, path, off, size, res, e);
+		break;
+	shrunk:
+		/* a short read where the size said there were bytes: an appender
+		 * truncated a torn tail under us; what was good is what we read */
+		if (rc == VDB_ECORRUPT && fstat(fd, &st) == 0 && (uint64_t)st.st_size < size) {
+			rc = VDB_OK;
+			res->torn = 1;
+		}
 		break;
 	}
 	res->valid_end = off;

@@ -534,36 +534,47 @@ utf8_ok(const unsigned char *s, size_t n)
 	return 1;
 }
 
+/* tsv_unescape: s[0..n) without its escapes, into r->scratch (the line
+ * itself stays as read, for --rejects) */
 static int
-tsv_unescape(struct rec_reader *r, char *s, size_t *len, struct vdb_err *e)
+tsv_unescape(struct rec_reader *r, const char *s, size_t n, const char **out, size_t *outlen,
+             struct vdb_err *e)
 {
-	size_t i, o = 0;
+	size_t o = 0;
 
-	for (i = 0; i < *len; i++) {
+	if (n > r->scratch_cap) {
+		char *ns = realloc(r->scratch, n);
+		if (ns == NULL)
+			return vdb_err_set(e, VDB_ETEMP, "out of memory");
+		r->scratch = ns;
+		r->scratch_cap = n;
+	}
+	for (size_t i = 0; i < n; i++) {
 		if (s[i] != '\\') {
-			s[o++] = s[i];
+			r->scratch[o++] = s[i];
 			continue;
 		}
-		if (++i == *len)
+		if (++i == n)
 			return bad(r, e, "lone backslash at the end of a field");
 		switch (s[i]) {
 		case 't':
-			s[o++] = '\t';
+			r->scratch[o++] = '\t';
 			break;
 		case 'n':
-			s[o++] = '\n';
+			r->scratch[o++] = '\n';
 			break;
 		case 'r':
-			s[o++] = '\r';
+			r->scratch[o++] = '\r';
 			break;
 		case '\\':
-			s[o++] = '\\';
+			r->scratch[o++] = '\\';
 			break;
 		default:
 			return bad(r, e, "unknown escape \\%c", s[i]);
 		}
 	}
-	*len = o;
+	*out = r->scratch;
+	*outlen = o;
 	return VDB_OK;
 }
 
@@ -693,15 +704,16 @@ tsv_value(struct rec_reader *r, struct batch *b, int which, size_t row, char *s,
 			return bad(r, e, "field '%s' wants true or false", f->name);
 		return VDB_OK;
 	case FT_STRING: {
-		int rc = tsv_unescape(r, s, &n, e);
+		const char *str = NULL;
+		int rc = tsv_unescape(r, s, n, &str, &n, e);
 		if (rc != VDB_OK)
 			return rc;
 		if (n > f->max_len)
 			return bad(r, e, "field '%s' is %zu bytes, longer than its %u", f->name, n,
 			           f->max_len);
-		if (!utf8_ok((const unsigned char *)s, n))
+		if (!utf8_ok((const unsigned char *)str, n))
 			return bad(r, e, "field '%s' is not UTF-8 text", f->name);
-		return batch_put_string(b, (uint32_t)which, row, s, n, e);
+		return batch_put_string(b, (uint32_t)which, row, str, n, e);
 	}
 	}
 	return vdb_err_set(e, VDB_EINTERNAL, "tsv column kind %d", which);
@@ -811,6 +823,13 @@ next_fvecs(struct rec_reader *r, struct batch *b, struct vdb_err *e)
 		return rc;
 	if (r->len == r->pos)
 		return REC_EOF;
+	/* a row of another sane length: have all of it, to skip it whole */
+	if (r->len - r->pos >= 4) {
+		d = get_u32(r->buf + r->pos);
+		if (d != dim && d >= 1 && d <= VDB_MAX_DIM &&
+		    (rc = fill(r, 4 + (size_t)d * 4, e)) != VDB_OK)
+			return rc;
+	}
 	r->recno++;
 	r->raw = r->buf + r->pos;
 	if (r->len - r->pos < 4) {
@@ -1032,6 +1051,8 @@ rec_close(struct rec_reader *r)
 		munmap(r->buf, r->cap);
 	else
 		free(r->buf);
+	free(r->scratch);
+	r->scratch = NULL;
 	r->buf = NULL;
 }
 

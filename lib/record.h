@@ -29,6 +29,8 @@ struct rec_reader {
 	int eof, fatal;
 	int mapped; /* buf is a private map of the whole (regular) file */
 	size_t dropped; /* map bytes before this are given back */
+	char *scratch; /* tsv: a string without its escapes */
+	size_t scratch_cap;
 	uint64_t recno; /* records (lines) read so far */
 	int64_t *next_id; /* binary formats: id of the next row (caller's counter) */
 	int linger_ms; /* > 0: return REC_IDLE when no input arrives in time */

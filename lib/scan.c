@@ -11,6 +11,7 @@
 
 struct scan_ctx {
 	const struct schema *sc;
+	uint64_t ts; /* the snapshot: rows and tombstones after it are not seen */
 	struct idmap *tombs;
 	struct part_info *parts; /* partitions that exist */
 	size_t nparts;
@@ -36,8 +37,8 @@ deliver(struct scan_ctx *c, struct vdb_err *e)
 		part_live |= c->parts[i].id == c->b.partition_id;
 	for (size_t r = 0; r < c->b.n; r++) {
 		uint64_t dts;
-		c->live[r] =
-		        part_live && !(idmap_get(c->tombs, c->b.ids[r], &dts) && dts > c->b.ts[r]);
+		c->live[r] = part_live && c->b.ts[r] <= c->ts &&
+		             !(idmap_get(c->tombs, c->b.ids[r], &dts) && dts > c->b.ts[r]);
 	}
 	return c->fn(c->arg, &c->b, c->live, e);
 }
@@ -56,10 +57,15 @@ on_insert(void *arg, const unsigned char *p, size_t len, uint64_t off, struct vd
 	return deliver(c, e);
 }
 
+struct tomb_ctx {
+	struct idmap *tombs;
+	uint64_t ts;
+};
+
 static int
 on_delete(void *arg, const unsigned char *p, size_t len, uint64_t off, struct vdb_err *e)
 {
-	struct idmap *tombs = arg;
+	struct tomb_ctx *t = arg;
 	const int64_t *ids;
 	size_t n;
 	uint64_t ts;
@@ -68,8 +74,10 @@ on_delete(void *arg, const unsigned char *p, size_t len, uint64_t off, struct vd
 	(void)off;
 	if ((rc = delete_decode(p, len, &ids, &n, &ts, e)) != VDB_OK)
 		return rc;
+	if (ts > t->ts)
+		return VDB_OK; /* after the snapshot */
 	for (size_t i = 0; i < n; i++)
-		if (idmap_put(tombs, ids[i], ts) < 0)
+		if (idmap_put(t->tombs, ids[i], ts) < 0)
 			return vdb_err_set(e, VDB_ETEMP, "out of memory");
 	return VDB_OK;
 }
@@ -146,8 +154,10 @@ close_stream(int *fds, uint32_t *seqs, size_t n)
 }
 
 int
-scan_tombstones(struct root *r, const struct schema *sc, struct idmap *tombs, struct vdb_err *e)
+scan_tombstones(struct root *r, const struct schema *sc, uint64_t ts, struct idmap *tombs,
+                struct vdb_err *e)
 {
+	struct tomb_ctx t = {tombs, ts};
 	int *fds;
 	uint32_t *seqs;
 	size_t n;
@@ -158,7 +168,7 @@ scan_tombstones(struct root *r, const struct schema *sc, struct idmap *tombs, st
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
 	rc = open_stream(dir, LOG_KIND_DELETE, 0, &fds, &seqs, &n, e);
 	if (rc == VDB_OK) {
-		rc = scan_fds(dir, LOG_KIND_DELETE, sc->id, fds, seqs, n, on_delete, tombs, e);
+		rc = scan_fds(dir, LOG_KIND_DELETE, sc->id, fds, seqs, n, on_delete, &t, e);
 		close_stream(fds, seqs, n);
 	}
 	free(dir);
@@ -181,9 +191,20 @@ scan_collection(struct root *r, const struct schema *sc, scan_fn fn, void *arg, 
 	c.tombs = &tombs;
 	if (dir == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
-	/* tombstones first: a delete that lands during the scan is then
-	 * either seen or newer than the snapshot, never half applied */
-	if ((rc = scan_tombstones(r, sc, &tombs, e)) != VDB_OK)
+	/* The snapshot: a timestamp, then a pass through the append and
+	 * delete locks.  Writers take their timestamp under those locks, so
+	 * once we have had each lock every insert and delete stamped before
+	 * ours is in the log; what comes later is newer and not seen. */
+	if ((rc = meta_ts_alloc(r->meta, &c.ts, e)) != VDB_OK)
+		goto out;
+	for (int i = 0; i < 2; i++) {
+		char *lock = path_fmt("%s/%s", dir, i ? "delete.lock" : "append.lock");
+		int fd;
+		if (lock && access(dir, F_OK) == 0 && file_lock(lock, 0, &fd, NULL) == VDB_OK)
+			file_unlock(fd);
+		free(lock);
+	}
+	if ((rc = scan_tombstones(r, sc, c.ts, &tombs, e)) != VDB_OK)
 		goto out;
 	for (tries = 0;; tries++) {
 		if ((rc = meta_snapshot(r->meta, sc->id, &segs, &nsegs, &sealed, e)) != VDB_OK)

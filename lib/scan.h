@@ -17,8 +17,9 @@ typedef int (*scan_fn)(void *arg, const struct batch *b, const uint8_t *live, st
 
 int scan_collection(struct root *r, const struct schema *sc, scan_fn fn, void *arg,
                     struct vdb_err *e);
-/* scan_tombstones: id -> newest delete timestamp, from the delete log */
-int scan_tombstones(struct root *r, const struct schema *sc, struct idmap *tombs,
+/* scan_tombstones: id -> newest delete timestamp up to ts, from the delete
+ * log */
+int scan_tombstones(struct root *r, const struct schema *sc, uint64_t ts, struct idmap *tombs,
                     struct vdb_err *e);
 
 #endif

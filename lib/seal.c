@@ -14,6 +14,7 @@
 struct part {
 	int64_t pid;
 	int dropped; /* rows logged for a partition dropped since go with it */
+	int piped;
 	struct seg_writer *w;
 	struct batch scal;
 };
@@ -26,6 +27,7 @@ struct sealer {
 	size_t n;
 	struct batch frame;
 	struct seal_result *res;
+	int piped; /* writers with threads open now: a few, however many partitions */
 };
 
 static int
@@ -64,6 +66,8 @@ part_finish(struct sealer *s, struct part *p, struct vdb_err *e)
 	if (w == NULL)
 		return VDB_OK;
 	p->w = NULL;
+	s->piped -= p->piped;
+	p->piped = 0;
 	if ((ns = realloc(s->res->segs, (s->res->nsegs + 1) * sizeof(*ns))) == NULL) {
 		seg_writer_abort(w);
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
@@ -96,9 +100,15 @@ on_frame(void *arg, const unsigned char *payload, size_t len, uint64_t off, stru
 		size_t k = s->frame.n - at;
 		if (s->max_rows && k > s->max_rows - p->scal.n)
 			k = s->max_rows - p->scal.n;
-		if (p->w == NULL &&
-		    (rc = seg_writer_begin(s->r->store, s->sc, p->pid, &p->w, e)) != VDB_OK)
-			return rc;
+		if (p->w == NULL) {
+			p->piped = s->piped < 2;
+			rc = p->piped ? seg_writer_begin(s->r->store, s->sc, p->pid, &p->w, e)
+			              : seg_writer_begin_serial(s->r->store, s->sc, p->pid, &p->w,
+			                                        e);
+			if (rc != VDB_OK)
+				return rc;
+			s->piped += p->piped;
+		}
 		if ((rc = seg_writer_add_vectors(p->w, s->frame.vec + at * s->sc->dim, k, e)) !=
 		    VDB_OK)
 			return rc;

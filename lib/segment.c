@@ -55,7 +55,8 @@ struct seg_writer {
 	uint32_t ncols;
 
 	struct wbuf b[NBUF];
-	uint64_t seq; /* the buffer being filled is b[seq % NBUF] */
+	int nbuf; /* NBUF with the threads, 1 without */
+	uint64_t seq; /* the buffer being filled is b[seq % w->nbuf] */
 	size_t hstart; /* where its bytes for the hasher begin */
 	int defer; /* the hasher hashes what is emitted (vector block) */
 
@@ -147,7 +148,7 @@ hasher_main(void *arg)
 		if (w->hnext == w->queued)
 			break;
 		uint64_t seq = w->hnext++;
-		struct wbuf *b = &w->b[seq % NBUF];
+		struct wbuf *b = &w->b[seq % w->nbuf];
 		pthread_mutex_unlock(&w->mu);
 		unsigned char d[32];
 		if (b->h1 > b->h0)
@@ -174,7 +175,7 @@ writer_main(void *arg)
 			pthread_cond_wait(&w->cv, &w->mu);
 		if (w->written == w->queued)
 			break;
-		struct wbuf *b = &w->b[w->written % NBUF];
+		struct wbuf *b = &w->b[w->written % w->nbuf];
 		int failed = w->werr; /* after a failure, only drain the queue */
 		pthread_mutex_unlock(&w->mu);
 		int err = failed ? 0 : write_buf(w, b);
@@ -218,7 +219,7 @@ writer_failed(struct seg_writer *w, struct vdb_err *e)
 static int
 flush_buf(struct seg_writer *w, struct vdb_err *e)
 {
-	struct wbuf *b = &w->b[w->seq % NBUF];
+	struct wbuf *b = &w->b[w->seq % w->nbuf];
 	uint64_t next_off = b->off + b->len;
 	int oom, werr = 0;
 
@@ -245,7 +246,7 @@ flush_buf(struct seg_writer *w, struct vdb_err *e)
 			w->queued = w->seq + 1;
 			pthread_cond_broadcast(&w->cv);
 			/* the next buffer is free once the threads are past it */
-			struct wbuf *nb = &w->b[(w->seq + 1) % NBUF];
+			struct wbuf *nb = &w->b[(w->seq + 1) % w->nbuf];
 			while (nb->hbusy || nb->wbusy)
 				pthread_cond_wait(&w->cv, &w->mu);
 		}
@@ -255,7 +256,7 @@ flush_buf(struct seg_writer *w, struct vdb_err *e)
 			return vdb_err_set(e, VDB_ETEMP, "out of memory");
 	}
 	w->seq++;
-	b = &w->b[w->seq % NBUF];
+	b = &w->b[w->seq % w->nbuf];
 	b->off = next_off;
 	b->len = 0;
 	w->hstart = 0;
@@ -267,7 +268,7 @@ flush_buf(struct seg_writer *w, struct vdb_err *e)
 static int
 tree_finish(struct seg_writer *w, unsigned char sha[32], struct vdb_err *e)
 {
-	struct wbuf *b = &w->b[w->seq % NBUF];
+	struct wbuf *b = &w->b[w->seq % w->nbuf];
 
 	if (w->running) {
 		pthread_mutex_lock(&w->mu);
@@ -322,7 +323,7 @@ emit(struct seg_writer *w, const void *p, size_t n, struct vdb_err *e)
 		EVP_DigestUpdate(w->md, p, n);
 	w->off += n;
 	while (n > 0) {
-		struct wbuf *b = &w->b[w->seq % NBUF];
+		struct wbuf *b = &w->b[w->seq % w->nbuf];
 		size_t k = WBUF - b->len < n ? WBUF - b->len : n;
 		memcpy(b->p + b->len, q, k);
 		b->len += k;
@@ -358,9 +359,9 @@ new_col(struct seg_writer *w, const char *name, int type, int enc)
 	return nc;
 }
 
-int
-seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id,
-                 struct seg_writer **out, struct vdb_err *e)
+static int
+writer_begin(struct store *st, const struct schema *sc, int64_t partition_id, int threads,
+             struct seg_writer **out, struct vdb_err *e)
 {
 	struct seg_writer *w = calloc(1, sizeof(*w));
 	int rc;
@@ -371,7 +372,8 @@ seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id
 	w->st = st;
 	w->sc = sc;
 	w->pid = partition_id;
-	for (int i = 0; i < NBUF; i++) {
+	w->nbuf = threads ? NBUF : 1;
+	for (int i = 0; i < w->nbuf; i++) {
 		void *p;
 		if (posix_memalign(&p, DIO_ALIGN, WBUF) != 0) {
 			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
@@ -400,7 +402,7 @@ seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id
 	pthread_cond_init(&w->cv, NULL);
 	/* the writer first, then hashers; with none of them, all is done
 	 * here, in order (flush_buf) */
-	if (pthread_create(&w->writer, NULL, writer_main, w) == 0) {
+	if (threads && pthread_create(&w->writer, NULL, writer_main, w) == 0) {
 		w->nthreads = 1;
 		while (w->nthreads - 1 < NHASH &&
 		       pthread_create(&w->hasher[w->nthreads - 1], NULL, hasher_main, w) == 0)
@@ -408,18 +410,36 @@ seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id
 		if (w->nthreads > 1) {
 			w->running = 1;
 		} else {
+			pthread_mutex_lock(&w->mu); /* no wakeup lost */
 			w->stop = 1;
 			pthread_cond_broadcast(&w->cv);
+			pthread_mutex_unlock(&w->mu);
 			pthread_join(w->writer, NULL);
 			w->stop = 0;
 			w->nthreads = 0;
 		}
 	}
+	if (!w->running)
+		w->nbuf = 1; /* serial: the buffers past the first stay unused */
 	*out = w;
 	return VDB_OK;
 fail:
 	seg_writer_abort(w);
 	return rc;
+}
+
+int
+seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id,
+                 struct seg_writer **out, struct vdb_err *e)
+{
+	return writer_begin(st, sc, partition_id, 1, out, e);
+}
+
+int
+seg_writer_begin_serial(struct store *st, const struct schema *sc, int64_t partition_id,
+                        struct seg_writer **out, struct vdb_err *e)
+{
+	return writer_begin(st, sc, partition_id, 0, out, e);
 }
 
 void
@@ -958,8 +978,13 @@ seg_load(const struct segment *s, struct batch *b, struct vdb_err *e)
 			break;
 		case FT_STRING: {
 			const uint64_t *off;
-			if (c->raw < (n + 1) * 8) {
-				rc = vdb_err_set(e, VDB_ECORRUPT, "string column too short");
+			/* bounded by the schema: a hostile footer cannot make us
+			 * allocate what no valid segment could hold */
+			if (c->raw < (n + 1) * 8 ||
+			    c->raw > (n + 1) * 8 + n * (uint64_t)sc->fields[i].max_len) {
+				rc = vdb_err_set(e, VDB_ECORRUPT,
+				                 "string column '%s' of %llu bytes", c->name,
+				                 (unsigned long long)c->raw);
 				goto out;
 			}
 			if ((rc = column(s, c, c->raw, &v, e)) != VDB_OK)

@@ -32,6 +32,10 @@ struct seg_writer;
 
 int seg_writer_begin(struct store *st, const struct schema *sc, int64_t partition_id,
                      struct seg_writer **out, struct vdb_err *e);
+/* seg_writer_begin_serial: the same without threads and with one buffer,
+ * for when many segments are written at once */
+int seg_writer_begin_serial(struct store *st, const struct schema *sc, int64_t partition_id,
+                            struct seg_writer **out, struct vdb_err *e);
 int seg_writer_add_vectors(struct seg_writer *w, const float *v, size_t n, struct vdb_err *e);
 /* seg_writer_finish: write the scalar columns of rows (ids, ts, fields;
  * its vectors are ignored — they came through add_vectors), publish the

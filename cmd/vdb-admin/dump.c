@@ -2,6 +2,7 @@
  * form vdb-ingest reads, so a dump piped into vdb-ingest copies it. */
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -17,6 +18,17 @@ put_string(const char *s, size_t n)
 	return rc;
 }
 
+/* put_number: enough digits to read back the same value; a negative zero
+ * written "-0" would read back as the integer 0 */
+static void
+put_number(const char *sep, double v, int digits)
+{
+	if (v == 0 && signbit(v))
+		printf("%s-0.0", sep);
+	else
+		printf("%s%.*g", sep, digits, v);
+}
+
 static int
 dump_batch(void *arg, const struct batch *b, const uint8_t *live, struct vdb_err *e)
 {
@@ -27,7 +39,7 @@ dump_batch(void *arg, const struct batch *b, const uint8_t *live, struct vdb_err
 			continue;
 		printf("{\"id\":%" PRId64 ",\"vector\":[", b->ids[r]);
 		for (uint32_t k = 0; k < sc->dim; k++)
-			printf(k ? ",%.9g" : "%.9g", (double)b->vec[r * sc->dim + k]);
+			put_number(k ? "," : "", b->vec[r * sc->dim + k], 9);
 		putchar(']');
 		for (uint32_t i = 0; i < sc->nfields; i++) {
 			const struct col *c = &b->cols[i];
@@ -37,7 +49,7 @@ dump_batch(void *arg, const struct batch *b, const uint8_t *live, struct vdb_err
 				printf("%" PRId64, c->i64[r]);
 				break;
 			case FT_DOUBLE:
-				printf("%.17g", c->f64[r]);
+				put_number("", c->f64[r], 17);
 				break;
 			case FT_BOOL:
 				fputs(c->b[r] ? "true" : "false", stdout);

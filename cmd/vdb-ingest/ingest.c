@@ -149,6 +149,16 @@ commit_log(struct ingest *g, struct vdb_err *e)
 		return rc;
 	if (g->ls.notice[0])
 		fprintf(stderr, "vdb-ingest: warning: %s\n", g->ls.notice);
+	/* a partition dropped (and perhaps made again, with a new id) since
+	 * we looked it up must not receive rows that would count as dropped;
+	 * partition drop takes this lock, so the answer holds until we append */
+	int exists;
+	if ((rc = meta_partition_exists(g->root->meta, g->pid, &exists, e)) != VDB_OK)
+		goto out;
+	if (!exists) {
+		rc = vdb_err_set(e, VDB_ENOENT, "partition '%s' was dropped", g->pname);
+		goto out;
+	}
 	/* the timestamp is taken under the append lock, so frames are in
 	 * timestamp order within the stream */
 	if ((rc = meta_ts_alloc(g->root->meta, &ts, e)) != VDB_OK)
@@ -232,8 +242,15 @@ bulk_chunk(struct ingest *g, struct vdb_err *e)
 			if ((rc = batch_copy_row(&g->scal, &g->batch, at + i, e)) != VDB_OK)
 				return rc;
 		at += k;
-		if (g->scal.n >= bulk_rows(g) && (rc = bulk_finish(g, e)) != VDB_OK)
-			return rc;
+		if (g->scal.n >= bulk_rows(g)) {
+			if ((rc = bulk_finish(g, e)) != VDB_OK)
+				return rc;
+			/* the rest of this chunk goes into the next segment: its
+			 * ids were checked against the set bulk_finish emptied */
+			for (size_t i = at; i < g->batch.n && !g->sc.auto_id; i++)
+				if (idmap_put(&g->seen, g->batch.ids[i], 0) < 0)
+					return vdb_err_set(e, VDB_ETEMP, "out of memory");
+		}
 	}
 	batch_clear(&g->batch);
 	return VDB_OK;

@@ -225,20 +225,18 @@ remove_log_dir(struct root *r, int64_t cid)
 	free(dir);
 }
 
-static int
-cmd_drop(struct root *r, const char *name)
+/* lock_collection: wait for a running seal, append or delete to finish
+ * and hold them off; the order is the seal's (seal, then append) so the
+ * two never deadlock */
+static void
+lock_collection(struct root *r, int64_t cid, int lockfd[3])
 {
-	struct schema s;
-	char(*obj)[65] = NULL, *dir, *lock;
-	size_t n = 0;
-	int lockfd[3] = {-1, -1, -1};
+	static const char *locks[] = {"seal.lock", "append.lock", "delete.lock"};
+	char *dir = path_fmt("%s/log/%lld", r->path, (long long)cid), *lock;
 
-	check(meta_collection_get(r->meta, name, &s, &e));
-	/* wait for a running seal, append or delete to finish; the order is
-	 * the seal's (seal, then append) so the two never deadlock */
-	dir = path_fmt("%s/log/%lld", r->path, (long long)s.id);
+	for (int i = 0; i < 3; i++)
+		lockfd[i] = -1;
 	if (dir && file_mkdir(dir, NULL) == VDB_OK) {
-		static const char *locks[] = {"seal.lock", "append.lock", "delete.lock"};
 		for (int i = 0; i < 3; i++) {
 			lock = path_join(dir, locks[i]);
 			if (lock)
@@ -247,10 +245,28 @@ cmd_drop(struct root *r, const char *name)
 		}
 	}
 	free(dir);
-	check(meta_collection_drop(r->meta, s.id, &obj, &n, &e));
-	remove_log_dir(r, s.id);
+}
+
+static void
+unlock_collection(int lockfd[3])
+{
 	for (int i = 0; i < 3; i++)
 		file_unlock(lockfd[i]);
+}
+
+static int
+cmd_drop(struct root *r, const char *name)
+{
+	struct schema s;
+	char(*obj)[65] = NULL;
+	size_t n = 0;
+	int lockfd[3];
+
+	check(meta_collection_get(r->meta, name, &s, &e));
+	lock_collection(r, s.id, lockfd);
+	check(meta_collection_drop(r->meta, s.id, &obj, &n, &e));
+	remove_log_dir(r, s.id);
+	unlock_collection(lockfd);
 	delete_objects(r, obj, n);
 	return 0;
 }
@@ -280,7 +296,10 @@ cmd_partition(struct root *r, int argc, char **argv)
 	if (strcmp(argv[1], "create") == 0) {
 		check(meta_partition_create(r->meta, s.id, argv[3], &e));
 	} else if (strcmp(argv[1], "drop") == 0) {
+		int lockfd[3];
+		lock_collection(r, s.id, lockfd);
 		check(meta_partition_drop(r->meta, s.id, argv[3], &obj, &n, &e));
+		unlock_collection(lockfd);
 		delete_objects(r, obj, n);
 	} else {
 		usage();
