@@ -16,7 +16,14 @@ now() { date +%s.%N; }
 settle() { sync; sleep 2; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # rss CMD...: run, print peak RSS (MiB) on fd 3
-rss() { /usr/bin/time -f %M -o "$DIR/rss" "$@"; awk '{ printf "%.0f\n", $1 / 1024 }' "$DIR/rss" >&3; }
+# (GNU time, Debian package "time"; without it, no RSS column)
+rss() {
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -f %M -o "$DIR/rss" "$@" && awk '{ printf "%.0f\n", $1 / 1024 }' "$DIR/rss" >&3
+	else
+		"$@" && echo "?" >&3
+	fi
+}
 
 if [ ! -s "$DIR/base-$N.fvecs" ] || [ ! -s "$DIR/base-$N.jsonl" ]; then
 	echo "generating $N x $D vectors in $DIR ..." >&2
