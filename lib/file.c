@@ -91,38 +91,6 @@ file_sync_dir(const char *dir, struct vdb_err *e)
 }
 
 int
-file_read(const char *path, char **out, size_t *len, struct vdb_err *e)
-{
-	struct stat st;
-	char *buf = NULL;
-	int fd, rc;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return vdb_err_errno(e, errno == ENOENT ? VDB_ENOENT : VDB_ETEMP, "%s", path);
-	if (fstat(fd, &st) != 0) {
-		rc = vdb_err_errno(e, VDB_ETEMP, "%s: stat", path);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		rc = vdb_err_errno(e, VDB_ETEMP, "%s", path);
-		goto out;
-	}
-	rc = file_pread_all(fd, buf, (size_t)st.st_size, 0, path, e);
-	if (rc != VDB_OK)
-		goto out;
-	buf[st.st_size] = '\0';
-	*out = buf;
-	*len = (size_t)st.st_size;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
-int
 file_mkdir(const char *path, struct vdb_err *e)
 {
 	if (mkdir(path, 0777) != 0 && errno != EEXIST)

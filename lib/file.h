@@ -16,8 +16,6 @@ int file_pread_all(int fd, void *buf, size_t len, off_t off, const char *path, s
 int file_sync(int fd, const char *path, struct vdb_err *e);
 /* file_sync_dir: fsync the directory holding path (or path itself if a dir) */
 int file_sync_dir(const char *dir, struct vdb_err *e);
-/* file_read: whole small file into a malloc'd, NUL-terminated buffer */
-int file_read(const char *path, char **out, size_t *len, struct vdb_err *e);
 int file_mkdir(const char *path, struct vdb_err *e); /* EEXIST is fine */
 /* file_lock: flock(2) on path (created if missing); blocking unless
  * nonblock, then VDB_ETEMP "locked by another process". */

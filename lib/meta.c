@@ -416,8 +416,8 @@ out:
 
 /* collect_objects: object keys selected by sql with one int64 parameter */
 static int
-collect_objects(struct meta *m, const char *sql, int64_t a, const char *b, char (**out)[65],
-                size_t *n, struct vdb_err *e)
+collect_objects(struct meta *m, const char *sql, int64_t a, char (**out)[65], size_t *n,
+                struct vdb_err *e)
 {
 	sqlite3_stmt *st;
 	char(*v)[65] = NULL;
@@ -427,8 +427,6 @@ collect_objects(struct meta *m, const char *sql, int64_t a, const char *b, char 
 	if ((rc = prep(m, sql, &st, e)) != VDB_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, a);
-	if (b)
-		sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if (grow(&v, len, &cap, sizeof(*v)) != 0) {
 			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
@@ -467,7 +465,7 @@ drop_owned(struct meta *m, const char *sql_objects, const char *sql_delete, int6
 	int rc;
 
 	*objects = NULL;
-	if ((rc = collect_objects(m, sql_objects, id, NULL, objects, nobj, e)) != VDB_OK)
+	if ((rc = collect_objects(m, sql_objects, id, objects, nobj, e)) != VDB_OK)
 		goto fail;
 	if ((rc = prep(m, sql_delete, &st, e)) != VDB_OK)
 		goto fail;

@@ -82,8 +82,8 @@ on_delete(void *arg, const unsigned char *p, size_t len, uint64_t off, struct vd
 	return VDB_OK;
 }
 
-/* scan_files: frames of the stream's files with seq > after (all fds
- * already open, so a concurrent unlink cannot take them away) */
+/* scan_fds: the frames of the stream files opened by open_stream (open
+ * already, so a concurrent seal's unlink cannot take them away) */
 static int
 scan_fds(const char *dir, int kind, int64_t cid, const int *fds, const uint32_t *seqs, size_t n,
          log_frame_fn fn, void *arg, struct vdb_err *e)
