@@ -14,7 +14,7 @@ endif
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
-PROGS    = vdb-admin vdb-ingest vdb-meta
+PROGS    = vdb-admin vdb-coord vdb-ingest vdb-meta vdb-query
 LIB_SRC  = $(wildcard lib/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC = $(wildcard t/unit/*.c)
@@ -22,6 +22,7 @@ UNIT_BIN = $(UNIT_SRC:t/unit/%.c=$(BUILD)/t/unit/%)
 BINS     = $(PROGS:%=$(BUILD)/bin/%)
 MAN1     = $(wildcard man/*.1)
 MAN7     = $(wildcard man/*.7)
+MAN8     = $(wildcard man/*.8)
 
 all: $(BINS) $(BUILD)/bin/vdb-gen
 
@@ -78,10 +79,12 @@ bench: all
 	BUILD=$(abspath $(BUILD)) sh t/bench/ingest.sh
 
 install: all
-	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
+	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 \
+		$(DESTDIR)$(PREFIX)/share/man/man8
 	cp $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	cp $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	cp $(MAN7) $(DESTDIR)$(PREFIX)/share/man/man7/
+	cp $(MAN8) $(DESTDIR)$(PREFIX)/share/man/man8/
 
 format-check:
 	clang-format --dry-run -Werror lib/*.c lib/*.h cmd/*/*.c cmd/*/*.h t/unit/*.c t/bench/*.c

@@ -6,15 +6,28 @@
 #include <unistd.h>
 
 #include "file.h"
-#include "log.h"
 #include "segment.h"
 
+void
+snapshot_live(const struct snapshot *s, const struct batch *b, uint8_t *live)
+{
+	int part_live = 0;
+
+	for (size_t i = 0; i < s->nparts; i++)
+		part_live |= s->parts[i].id == b->partition_id;
+	if (!part_live) {
+		memset(live, 0, b->n);
+		return;
+	}
+	for (size_t r = 0; r < b->n; r++) {
+		uint64_t dts;
+		live[r] = b->ts[r] <= s->ts &&
+		          !(s->tombs.n && idmap_get(&s->tombs, b->ids[r], &dts) && dts > b->ts[r]);
+	}
+}
+
 struct scan_ctx {
-	const struct schema *sc;
-	uint64_t ts; /* the snapshot: rows and tombstones after it are not seen */
-	struct idmap *tombs;
-	struct part_info *parts; /* partitions that exist */
-	size_t nparts;
+	const struct snapshot *snap;
 	struct batch b;
 	uint8_t *live;
 	size_t live_cap;
@@ -32,14 +45,7 @@ deliver(struct scan_ctx *c, struct vdb_err *e)
 		c->live = nl;
 		c->live_cap = c->b.n;
 	}
-	int part_live = 0;
-	for (size_t i = 0; i < c->nparts; i++)
-		part_live |= c->parts[i].id == c->b.partition_id;
-	for (size_t r = 0; r < c->b.n; r++) {
-		uint64_t dts;
-		c->live[r] = part_live && c->b.ts[r] <= c->ts &&
-		             !(idmap_get(c->tombs, c->b.ids[r], &dts) && dts > c->b.ts[r]);
-	}
+	snapshot_live(c->snap, &c->b, c->live);
 	return c->fn(c->arg, &c->b, c->live, e);
 }
 
@@ -56,7 +62,6 @@ on_insert(void *arg, const unsigned char *p, size_t len, uint64_t off, struct vd
 	}
 	return deliver(c, e);
 }
-
 struct tomb_ctx {
 	struct idmap *tombs;
 	uint64_t ts;
@@ -175,88 +180,121 @@ scan_tombstones(struct root *r, const struct schema *sc, uint64_t ts, struct idm
 	return rc;
 }
 
-int
-scan_collection(struct root *r, const struct schema *sc, scan_fn fn, void *arg, struct vdb_err *e)
+void
+snapshot_free(struct snapshot *s)
 {
-	struct scan_ctx c = {.sc = sc, .fn = fn, .arg = arg};
-	struct idmap tombs;
-	struct seg_info *segs = NULL;
-	size_t nsegs = 0, nlog = 0;
-	uint32_t sealed, again, *seqs = NULL;
-	int *fds = NULL, rc, tries;
-	char *dir = path_fmt("%s/log/%lld", r->path, (long long)sc->id);
+	close_stream(s->fds, s->seqs, s->nlog);
+	free(s->segs);
+	free(s->parts);
+	free(s->dir);
+	idmap_free(&s->tombs);
+	memset(s, 0, sizeof *s);
+}
 
-	idmap_init(&tombs);
-	batch_init(&c.b, sc);
-	c.tombs = &tombs;
-	if (dir == NULL)
+int
+snapshot_take(struct root *r, const struct schema *sc, uint64_t ts, struct snapshot *s,
+              struct vdb_err *e)
+{
+	uint32_t sealed, again;
+	int rc;
+
+	memset(s, 0, sizeof *s);
+	idmap_init(&s->tombs);
+	s->dir = path_fmt("%s/log/%lld", r->path, (long long)sc->id);
+	if (s->dir == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
-	/* The snapshot: a timestamp, then a pass through the append and
-	 * delete locks.  Writers take their timestamp under those locks, so
-	 * once we have had each lock every insert and delete stamped before
-	 * ours is in the log; what comes later is newer and not seen. */
-	if ((rc = meta_ts_alloc(r->meta, &c.ts, e)) != VDB_OK)
+	/* The cut: a timestamp, then a pass through the append and delete
+	 * locks.  Writers take their timestamp under those locks, so once we
+	 * have had each lock every insert and delete stamped before ours is
+	 * in the log; what comes later is newer and not seen. */
+	if ((rc = meta_ts_alloc(r->meta, &s->ts, e)) != VDB_OK)
 		goto out;
+	if (ts > s->ts) {
+		rc = vdb_err_set(e, VDB_EINPUT, "timestamp %llu is in the future (now %llu)",
+		                 (unsigned long long)ts, (unsigned long long)s->ts);
+		goto out;
+	}
+	if (ts)
+		s->ts = ts;
 	for (int i = 0; i < 2; i++) {
-		char *lock = path_fmt("%s/%s", dir, i ? "delete.lock" : "append.lock");
+		char *lock = path_fmt("%s/%s", s->dir, i ? "delete.lock" : "append.lock");
 		int fd;
-		if (lock && access(dir, F_OK) == 0 && file_lock(lock, 0, &fd, NULL) == VDB_OK)
+		if (lock && access(s->dir, F_OK) == 0 && file_lock(lock, 0, &fd, NULL) == VDB_OK)
 			file_unlock(fd);
 		free(lock);
 	}
-	if ((rc = scan_tombstones(r, sc, c.ts, &tombs, e)) != VDB_OK)
+	if ((rc = scan_tombstones(r, sc, s->ts, &s->tombs, e)) != VDB_OK)
 		goto out;
-	for (tries = 0;; tries++) {
-		if ((rc = meta_snapshot(r->meta, sc->id, &segs, &nsegs, &sealed, e)) != VDB_OK)
+	for (int tries = 0;; tries++) {
+		rc = meta_snapshot(r->meta, sc->id, &s->segs, &s->nsegs, &sealed, e);
+		if (rc != VDB_OK)
 			goto out;
-		if ((rc = open_stream(dir, LOG_KIND_INSERT, sealed, &fds, &seqs, &nlog, e)))
+		rc = open_stream(s->dir, LOG_KIND_INSERT, sealed, &s->fds, &s->seqs, &s->nlog, e);
+		if (rc != VDB_OK)
 			goto out;
 		if ((rc = meta_stream_sealed(r->meta, sc->id, &again, e)) != VDB_OK)
 			goto out;
 		if (again == sealed)
 			break;
 		/* a seal committed in between: take the cut again */
-		close_stream(fds, seqs, nlog);
-		fds = NULL;
-		seqs = NULL;
-		nlog = 0;
-		free(segs);
-		segs = NULL;
+		close_stream(s->fds, s->seqs, s->nlog);
+		s->fds = NULL;
+		s->seqs = NULL;
+		s->nlog = 0;
+		free(s->segs);
+		s->segs = NULL;
 		if (tries == 100) {
 			rc = vdb_err_set(e, VDB_ETEMP, "log keeps being sealed under the scan");
 			goto out;
 		}
 	}
-	if ((rc = meta_partition_list(r->meta, sc->id, &c.parts, &c.nparts, e)) != VDB_OK)
-		goto out;
-	for (size_t i = 0; i < nsegs; i++) {
+	rc = meta_partition_list(r->meta, sc->id, &s->parts, &s->nparts, e);
+out:
+	if (rc != VDB_OK)
+		snapshot_free(s);
+	return rc;
+}
+
+int
+snapshot_log(struct snapshot *s, int64_t cid, log_frame_fn fn, void *arg, struct vdb_err *e)
+{
+	return scan_fds(s->dir, LOG_KIND_INSERT, cid, s->fds, s->seqs, s->nlog, fn, arg, e);
+}
+
+int
+scan_collection(struct root *r, const struct schema *sc, scan_fn fn, void *arg, struct vdb_err *e)
+{
+	struct snapshot snap;
+	struct scan_ctx c = {.snap = &snap, .fn = fn, .arg = arg};
+	int rc;
+
+	if ((rc = snapshot_take(r, sc, 0, &snap, e)) != VDB_OK)
+		return rc;
+	batch_init(&c.b, sc);
+	for (size_t i = 0; i < snap.nsegs; i++) {
 		struct segment s;
 		char *path;
-		if ((rc = store_local_path(r->store, segs[i].object, &path, e)) != VDB_OK)
+		if ((rc = store_local_path(r->store, snap.segs[i].object, &path, e)) != VDB_OK)
 			goto out;
 		rc = seg_open(path, &s, e);
 		free(path);
 		if (rc != VDB_OK)
 			goto out;
 		batch_clear(&c.b);
-		if ((rc = seg_verify(&s, segs[i].object, e)) == VDB_OK)
+		if ((rc = seg_verify(&s, snap.segs[i].object, e)) == VDB_OK)
 			rc = seg_load(&s, &c.b, e);
 		seg_close(&s);
 		if (rc != VDB_OK) {
-			vdb_err_prefix(e, "object %s: ", segs[i].object);
+			vdb_err_prefix(e, "object %s: ", snap.segs[i].object);
 			goto out;
 		}
 		if ((rc = deliver(&c, e)) != VDB_OK)
 			goto out;
 	}
-	rc = scan_fds(dir, LOG_KIND_INSERT, sc->id, fds, seqs, nlog, on_insert, &c, e);
+	rc = snapshot_log(&snap, sc->id, on_insert, &c, e);
 out:
-	close_stream(fds, seqs, nlog);
-	free(segs);
-	free(dir);
+	snapshot_free(&snap);
 	free(c.live);
-	free(c.parts);
 	batch_free(&c.b);
-	idmap_free(&tombs);
 	return rc;
 }

@@ -10,7 +10,36 @@
 #include "batch.h"
 #include "err.h"
 #include "idmap.h"
+#include "log.h"
+#include "meta.h"
 #include "root.h"
+
+/* A snapshot: the timestamp a reader sees the collection at, the
+ * tombstones up to it, the sealed segments and the open files of the log's
+ * unsealed tail — one consistent cut, even while a seal runs. */
+struct snapshot {
+	uint64_t ts;
+	struct idmap tombs; /* id -> newest delete timestamp <= ts */
+	struct seg_info *segs;
+	size_t nsegs;
+	struct part_info *parts; /* partitions that exist */
+	size_t nparts;
+	char *dir; /* the log stream */
+	int *fds; /* insert log files after the sealed one, open */
+	uint32_t *seqs;
+	size_t nlog;
+};
+
+/* snapshot_take: as of now (ts == 0: strong) or as of ts, which must not
+ * be in the future (VDB_EINPUT) */
+int snapshot_take(struct root *r, const struct schema *sc, uint64_t ts, struct snapshot *s,
+                  struct vdb_err *e);
+void snapshot_free(struct snapshot *s);
+/* snapshot_log: fn for each insert frame of the unsealed tail */
+int snapshot_log(struct snapshot *s, int64_t cid, log_frame_fn fn, void *arg, struct vdb_err *e);
+/* snapshot_live: live[r] for the rows of b — in a partition that exists,
+ * stamped at or before the snapshot, not deleted by a newer tombstone */
+void snapshot_live(const struct snapshot *s, const struct batch *b, uint8_t *live);
 
 /* fn gets each batch with live[r] set for rows that are not deleted */
 typedef int (*scan_fn)(void *arg, const struct batch *b, const uint8_t *live, struct vdb_err *e);

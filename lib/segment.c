@@ -860,7 +860,24 @@ tree_sha(const unsigned char *map, uint64_t off, uint64_t len, unsigned char out
 }
 
 int
-seg_verify(const struct segment *s, const char *key, struct vdb_err *e)
+seg_verify_block(const struct segment *s, uint32_t i, struct vdb_err *e)
+{
+	const struct seg_col *c = &s->cols[i];
+	uint64_t ext = (c->stored + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
+	unsigned char sha[32];
+
+	if (c->type == SC_VECTOR)
+		tree_sha(s->map, c->off, ext, sha);
+	else
+		sha256(s->map + c->off, ext, sha);
+	if (memcmp(sha, c->sha, 32) != 0)
+		return vdb_err_set(e, VDB_ECORRUPT, "block '%s' at offset %llu: checksum mismatch",
+		                   c->name, (unsigned long long)c->off);
+	return VDB_OK;
+}
+
+int
+seg_verify_meta(const struct segment *s, const char *key, struct vdb_err *e)
 {
 	unsigned char sha[32];
 	char hex[65];
@@ -868,18 +885,6 @@ seg_verify(const struct segment *s, const char *key, struct vdb_err *e)
 	sha256(s->map, SEG_HDR, sha);
 	if (memcmp(sha, s->footer + 16, 32) != 0)
 		return corrupt(e, "header checksum mismatch");
-	for (uint32_t i = 0; i < s->ncols; i++) {
-		const struct seg_col *c = &s->cols[i];
-		uint64_t ext = (c->stored + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
-		if (c->type == SC_VECTOR)
-			tree_sha(s->map, c->off, ext, sha);
-		else
-			sha256(s->map + c->off, ext, sha);
-		if (memcmp(sha, c->sha, 32) != 0)
-			return vdb_err_set(e, VDB_ECORRUPT,
-			                   "block '%s' at offset %llu: checksum mismatch", c->name,
-			                   (unsigned long long)c->off);
-	}
 	sha256(s->footer, s->footer_len, sha);
 	sha256_hex(sha, hex);
 	if (key && strcmp(hex, key) != 0)
@@ -888,7 +893,16 @@ seg_verify(const struct segment *s, const char *key, struct vdb_err *e)
 	return VDB_OK;
 }
 
-/* column: decoded bytes of column c, exactly want bytes, malloc'd */
+int
+seg_verify(const struct segment *s, const char *key, struct vdb_err *e)
+{
+	int rc = seg_verify_meta(s, key, e);
+
+	for (uint32_t i = 0; i < s->ncols && rc == VDB_OK; i++)
+		rc = seg_verify_block(s, i, e);
+	return rc;
+}
+
 static int
 column(const struct segment *s, const struct seg_col *c, size_t want, void **out, struct vdb_err *e)
 {
@@ -950,7 +964,8 @@ seg_load(const struct segment *s, struct batch *b, struct vdb_err *e)
 		goto out;
 	memcpy(b->ids + base, ids, n * 8);
 	memcpy(b->ts + base, ts, n * 8);
-	memcpy(b->vec + base * sc->dim, s->vectors, n * sc->dim * 4);
+	if (!b->novec)
+		memcpy(b->vec + base * sc->dim, s->vectors, n * sc->dim * 4);
 	b->partition_id = (int64_t)s->pid;
 	for (uint32_t i = 0; i < sc->nfields; i++) {
 		const struct seg_col *c = &s->cols[i + 3];

@@ -66,7 +66,12 @@ int seg_open_mem(const void *buf, size_t len, struct segment *s, struct vdb_err 
 void seg_close(struct segment *s);
 /* seg_verify: every block, the header and the footer against key */
 int seg_verify(const struct segment *s, const char *key, struct vdb_err *e);
-/* seg_load: decode every column into b (appended), checking the schema */
+/* seg_verify_meta: the header and the footer against key; seg_verify_block:
+ * block i (an index into cols) */
+int seg_verify_meta(const struct segment *s, const char *key, struct vdb_err *e);
+int seg_verify_block(const struct segment *s, uint32_t i, struct vdb_err *e);
+/* seg_load: decode every column into b (appended), checking the schema;
+ * the vectors only if b has room for them (not batch_init_scalars) */
 int seg_load(const struct segment *s, struct batch *b, struct vdb_err *e);
 
 void sha256_hex(const unsigned char sha[32], char hex[65]);

@@ -1,0 +1,801 @@
+/* search.c: exact search (search.h).  The scan is cut into chunks of rows;
+ * threads take chunks in turn and keep a bounded heap per query.  Within a
+ * chunk each filter narrows the live rows first, then the distance kernels
+ * run over blocks of queries × blocks of surviving rows (distance.h) and
+ * only distances that beat a heap's worst are looked at twice. */
+#include "search.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "distance.h"
+#include "file.h"
+
+#define CHUNK 16384 /* rows a thread takes at a time */
+#define VB 256 /* vectors per kernel call: 128 KiB of 128-d floats, in L2 */
+#define QB 16 /* queries per kernel call */
+
+/* ---- segments, cached across searches ---- */
+
+struct cache_ent {
+	char key[65];
+	struct segment seg;
+	struct batch b; /* ids, ts, fields */
+	int vec_ok; /* vector block checked */
+	int used; /* in the latest snapshot */
+};
+
+struct seg_cache {
+	struct cache_ent **v;
+	size_t n, cap;
+};
+
+struct seg_cache *
+seg_cache_new(void)
+{
+	return calloc(1, sizeof(struct seg_cache));
+}
+
+static void
+ent_free(struct cache_ent *c)
+{
+	if (c == NULL)
+		return;
+	seg_close(&c->seg);
+	batch_free(&c->b);
+	free(c);
+}
+
+void
+seg_cache_free(struct seg_cache *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		ent_free(c->v[i]);
+	free(c->v);
+	free(c);
+}
+
+/* vectors_check: the vector block's checksum — 512 MB of SHA-256 is far
+ * more than a query costs, so it is done once per object on this root and
+ * remembered in ROOT/cache/verified/KEY (vdb-admin verify re-checks
+ * everything) */
+static int
+vectors_check(struct root *r, struct cache_ent *c, struct vdb_err *e)
+{
+	char *dir = path_fmt("%s/cache/verified", r->path);
+	char *mark = path_fmt("%s/cache/verified/%s", r->path, c->key);
+	int rc = VDB_OK;
+
+	if (dir == NULL || mark == NULL) {
+		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+		goto out;
+	}
+	if (access(mark, F_OK) != 0) {
+		if ((rc = seg_verify_block(&c->seg, 0, e)) != VDB_OK)
+			goto out;
+		/* best effort: without the mark the next search checks again */
+		if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
+			int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	c->vec_ok = 1;
+out:
+	free(dir);
+	free(mark);
+	return rc;
+}
+
+static int
+ent_open(struct root *r, const struct schema *sc, const char *key, struct cache_ent **out,
+         struct vdb_err *e)
+{
+	struct cache_ent *c = calloc(1, sizeof *c);
+	char *path = NULL;
+	int rc;
+
+	if (c == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	memcpy(c->key, key, 65);
+	c->key[64] = '\0';
+	batch_init_scalars(&c->b, sc);
+	if ((rc = store_local_path(r->store, key, &path, e)) != VDB_OK)
+		goto out;
+	if ((rc = seg_open(path, &c->seg, e)) != VDB_OK)
+		goto out;
+	if ((rc = seg_verify_meta(&c->seg, key, e)) != VDB_OK)
+		goto out;
+	if (c->seg.ncols < 3 || c->seg.cols[0].type != SC_VECTOR) {
+		rc = vdb_err_set(e, VDB_ECORRUPT, "segment has no vector block first");
+		goto out;
+	}
+	for (uint32_t i = 1; i < c->seg.ncols && rc == VDB_OK; i++)
+		rc = seg_verify_block(&c->seg, i, e);
+	if (rc == VDB_OK)
+		rc = seg_load(&c->seg, &c->b, e);
+out:
+	free(path);
+	if (rc != VDB_OK) {
+		vdb_err_prefix(e, "object %s: ", key);
+		ent_free(c);
+		return rc;
+	}
+	*out = c;
+	return VDB_OK;
+}
+
+static int
+cache_get(struct seg_cache *cache, struct root *r, const struct schema *sc, const char *key,
+          int vectors, struct cache_ent **out, struct vdb_err *e)
+{
+	struct cache_ent *c = NULL;
+	int rc;
+
+	for (size_t i = 0; i < cache->n; i++)
+		if (strcmp(cache->v[i]->key, key) == 0)
+			c = cache->v[i];
+	if (c == NULL) {
+		if (cache->n == cache->cap) {
+			size_t nc = cache->cap ? cache->cap * 2 : 16;
+			struct cache_ent **nv = realloc(cache->v, nc * sizeof *nv);
+			if (nv == NULL)
+				return vdb_err_set(e, VDB_ETEMP, "out of memory");
+			cache->v = nv;
+			cache->cap = nc;
+		}
+		if ((rc = ent_open(r, sc, key, &c, e)) != VDB_OK)
+			return rc;
+		cache->v[cache->n++] = c;
+	}
+	if (vectors && !c->vec_ok && (rc = vectors_check(r, c, e)) != VDB_OK) {
+		vdb_err_prefix(e, "object %s: ", key);
+		return rc;
+	}
+	c->used = 1;
+	*out = c;
+	return VDB_OK;
+}
+
+/* cache_trim: drop what the latest snapshot did not use (compacted or
+ * dropped segments), so a long-lived server does not keep them mapped */
+static void
+cache_trim(struct seg_cache *cache)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < cache->n; i++) {
+		if (cache->v[i]->used) {
+			cache->v[i]->used = 0;
+			cache->v[k++] = cache->v[i];
+		} else {
+			ent_free(cache->v[i]);
+		}
+	}
+	cache->n = k;
+}
+
+/* ---- the snapshot's sources ---- */
+
+static int
+add_source(struct search_set *set, size_t *cap, const float *vec, const struct batch *b,
+           struct batch *own, struct vdb_err *e)
+{
+	struct source *s;
+
+	if (set->nsrc == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct source *nv = realloc(set->src, nc * sizeof *nv);
+		if (nv == NULL)
+			return vdb_err_set(e, VDB_ETEMP, "out of memory");
+		set->src = nv;
+		*cap = nc;
+	}
+	s = &set->src[set->nsrc];
+	s->vec = vec;
+	s->b = b;
+	s->own = own;
+	s->live = malloc(b->n ? b->n : 1);
+	if (s->live == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	set->nsrc++;
+	return VDB_OK;
+}
+
+struct tail_ctx {
+	struct search_set *set;
+	size_t *cap;
+	int64_t partition;
+	struct batch *cur;
+};
+
+static int
+tail_flush(struct tail_ctx *t, struct vdb_err *e)
+{
+	struct batch *b = t->cur;
+	int rc;
+
+	t->cur = NULL;
+	if (b == NULL)
+		return VDB_OK;
+	if ((rc = add_source(t->set, t->cap, b->vec, b, b, e)) != VDB_OK) {
+		batch_free(b);
+		free(b);
+	}
+	return rc;
+}
+
+/* on_frame: frames in a row for one partition go into one batch, so a tail
+ * of many small batches is still searched in large blocks */
+static int
+on_frame(void *arg, const unsigned char *p, size_t len, uint64_t off, struct vdb_err *e)
+{
+	struct tail_ctx *t = arg;
+	int64_t pid;
+	int rc;
+
+	if (len < PAYLOAD_INSERT_HDR || p[0] != PAYLOAD_INSERT)
+		return vdb_err_set(e, VDB_ECORRUPT, "frame at offset %llu: not an insert",
+		                   (unsigned long long)off);
+	pid = (int64_t)get_u64(p + 16);
+	if (t->partition >= 0 && pid != t->partition)
+		return VDB_OK;
+	if (t->cur && (t->cur->partition_id != pid || t->cur->n >= (1u << 24)) &&
+	    (rc = tail_flush(t, e)) != VDB_OK)
+		return rc;
+	if (t->cur == NULL) {
+		t->cur = malloc(sizeof *t->cur);
+		if (t->cur == NULL)
+			return vdb_err_set(e, VDB_ETEMP, "out of memory");
+		batch_init(t->cur, t->set->sc);
+	}
+	if ((rc = batch_decode(t->cur, p, len, e)) != VDB_OK)
+		vdb_err_prefix(e, "log frame at offset %llu: ", (unsigned long long)off);
+	return rc;
+}
+
+void
+search_close(struct search_set *set)
+{
+	for (size_t i = 0; i < set->nsrc; i++) {
+		free(set->src[i].live);
+		if (set->src[i].own) {
+			batch_free(set->src[i].own);
+			free(set->src[i].own);
+		}
+	}
+	free(set->src);
+	seg_cache_free(set->own_cache);
+	snapshot_free(&set->snap);
+	memset(set, 0, sizeof *set);
+}
+
+int
+search_open(struct root *r, const struct schema *sc, uint64_t ts, int64_t partition, int vectors,
+            struct seg_cache *cache, struct search_set *set, struct vdb_err *e)
+{
+	size_t cap = 0;
+	struct tail_ctx t = {.set = set, .cap = &cap, .partition = partition};
+	int rc;
+
+	memset(set, 0, sizeof *set);
+	set->root = r;
+	set->sc = sc;
+	if (cache == NULL && (cache = set->own_cache = seg_cache_new()) == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	set->cache = cache;
+	if ((rc = snapshot_take(r, sc, ts, &set->snap, e)) != VDB_OK) {
+		search_close(set);
+		return rc;
+	}
+	for (size_t i = 0; i < set->snap.nsegs; i++) {
+		struct cache_ent *c = NULL;
+		if (partition >= 0 && set->snap.segs[i].partition_id != partition)
+			continue;
+		if ((rc = cache_get(cache, r, sc, set->snap.segs[i].object, vectors, &c, e)))
+			goto out;
+		if ((rc = add_source(set, &cap, c->seg.vectors, &c->b, NULL, e)) != VDB_OK)
+			goto out;
+	}
+	cache_trim(cache);
+	if ((rc = snapshot_log(&set->snap, sc->id, on_frame, &t, e)) != VDB_OK)
+		goto out;
+	if ((rc = tail_flush(&t, e)) != VDB_OK)
+		goto out;
+	for (size_t i = 0; i < set->nsrc; i++)
+		snapshot_live(&set->snap, set->src[i].b, set->src[i].live);
+out:
+	if (t.cur) {
+		batch_free(t.cur);
+		free(t.cur);
+	}
+	if (rc != VDB_OK)
+		search_close(set);
+	return rc;
+}
+
+int
+search_count(struct search_set *set, struct filter *f, uint64_t *count, struct vdb_err *e)
+{
+	uint8_t *m = malloc(CHUNK);
+	uint64_t n = 0;
+	int rc = VDB_OK;
+
+	if (m == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	for (size_t s = 0; s < set->nsrc && rc == VDB_OK; s++) {
+		const struct source *src = &set->src[s];
+		for (size_t from = 0; from < src->b->n && rc == VDB_OK; from += CHUNK) {
+			size_t len = src->b->n - from < CHUNK ? src->b->n - from : CHUNK;
+			memcpy(m, src->live + from, len);
+			if (f && (rc = filter_eval(f, src->b, from, len, m, e)) != VDB_OK)
+				break;
+			for (size_t i = 0; i < len; i++)
+				n += m[i];
+		}
+	}
+	free(m);
+	*count = n;
+	return rc;
+}
+
+/* ---- the scan ---- */
+
+/* Heaps hold a key that is smaller for better hits (the distance, or the
+ * negated similarity), so one comparison serves every metric.  The root
+ * is the worst hit kept. */
+static inline int
+worse(const struct hit *a, const struct hit *b)
+{
+	if (a->dist != b->dist)
+		return a->dist > b->dist;
+	if (a->id != b->id)
+		return a->id > b->id;
+	if (a->src != b->src)
+		return a->src > b->src;
+	return a->row > b->row;
+}
+
+static void
+sift_down(struct hit *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, w = i;
+		if (l < n && worse(&h[l], &h[w]))
+			w = l;
+		if (l + 1 < n && worse(&h[l + 1], &h[w]))
+			w = l + 1;
+		if (w == i)
+			return;
+		struct hit t = h[i];
+		h[i] = h[w];
+		h[w] = t;
+		i = w;
+	}
+}
+
+static void
+sift_up(struct hit *h, size_t i)
+{
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (!worse(&h[i], &h[p]))
+			return;
+		struct hit t = h[i];
+		h[i] = h[p];
+		h[p] = t;
+		i = p;
+	}
+}
+
+/* per query, per thread: a heap of at most k hits (k > 0) or every hit
+ * within the radius (k == 0) */
+struct qstate {
+	struct hits h;
+	uint32_t k;
+	float bound; /* a hit's key must be <= this to be looked at */
+};
+
+static int
+qs_push(struct qstate *s, const struct hit *x)
+{
+	if (s->k == 0 || s->h.n < s->k) {
+		if (s->h.n == s->h.cap) {
+			size_t nc = s->h.cap ? s->h.cap * 2 : 64;
+			if (s->k && nc > s->k)
+				nc = s->k;
+			struct hit *nv = realloc(s->h.v, nc * sizeof *nv);
+			if (nv == NULL)
+				return -1;
+			s->h.v = nv;
+			s->h.cap = nc;
+		}
+		s->h.v[s->h.n++] = *x;
+		if (s->k) {
+			sift_up(s->h.v, s->h.n - 1);
+			if (s->h.n == s->k)
+				s->bound = s->h.v[0].dist;
+		}
+		return 0;
+	}
+	if (!worse(&s->h.v[0], x))
+		return 0;
+	s->h.v[0] = *x;
+	sift_down(s->h.v, s->h.n, 0);
+	s->bound = s->h.v[0].dist;
+	return 0;
+}
+
+/* queries grouped by filter: each group's queries copied together so a
+ * kernel call takes a contiguous block of them */
+struct group {
+	uint32_t filter; /* SEARCH_NO_FILTER or an index */
+	size_t nq;
+	uint32_t *qi; /* the original query numbers */
+	float *q; /* nq * dim */
+};
+
+struct job {
+	struct search_set *set;
+	const struct search_req *rq;
+	struct group *groups;
+	size_t ngroups;
+	size_t nchunks;
+	size_t *chunk_src, *chunk_from; /* chunk c: source and first row */
+	atomic_size_t next;
+	atomic_int failed;
+	int neg; /* key = -distance (IP, cosine) */
+	float rbound; /* the radius as a key bound; +inf without */
+	pthread_mutex_t lock;
+	struct vdb_err err;
+};
+
+struct worker {
+	struct job *job;
+	struct qstate *qs; /* rq->nq */
+	struct filter **f; /* clones, one per filter */
+	uint8_t *mask;
+	uint32_t *rows;
+	float *d; /* QB * VB */
+	int rc;
+};
+
+static void
+job_fail(struct job *j, int rc, const struct vdb_err *e)
+{
+	pthread_mutex_lock(&j->lock);
+	if (!atomic_load(&j->failed)) {
+		j->err = *e;
+		atomic_store(&j->failed, rc);
+	}
+	pthread_mutex_unlock(&j->lock);
+}
+
+/* scan_block: distances of a group's queries to n rows (rows == NULL: the
+ * contiguous rows from..from+n), into the heaps */
+static int
+scan_block(struct worker *w, const struct group *g, const struct source *src, size_t from,
+           const uint32_t *rows, size_t n)
+{
+	const struct job *j = w->job;
+	size_t dim = j->set->sc->dim;
+	int metric = j->set->sc->metric;
+
+	for (size_t q0 = 0; q0 < g->nq; q0 += QB) {
+		size_t nq = g->nq - q0 < QB ? g->nq - q0 : QB;
+		const float *qv = g->q + q0 * dim;
+		if (rows)
+			dist_rows(metric, qv, nq, src->vec, rows, n, dim, w->d);
+		else
+			dist_block(metric, qv, nq, src->vec + from * dim, n, dim, w->d);
+		for (size_t a = 0; a < nq; a++) {
+			struct qstate *s = &w->qs[g->qi[q0 + a]];
+			const float *d = w->d + a * n;
+			for (size_t i = 0; i < n; i++) {
+				float key = j->neg ? -d[i] : d[i];
+				if (!(key <= s->bound) || !(key <= j->rbound))
+					continue; /* NaN lands here too */
+				size_t r = rows ? rows[i] : from + i;
+				struct hit h = {src->b->ids[r], key, (uint32_t)(src - j->set->src),
+				                (uint32_t)r};
+				if (qs_push(s, &h) < 0)
+					return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int
+scan_chunk(struct worker *w, size_t c)
+{
+	struct job *j = w->job;
+	const struct source *src = &j->set->src[j->chunk_src[c]];
+	size_t from = j->chunk_from[c];
+	size_t len = src->b->n - from < CHUNK ? src->b->n - from : CHUNK;
+	struct vdb_err e;
+	int rc;
+
+	for (size_t gi = 0; gi < j->ngroups; gi++) {
+		const struct group *g = &j->groups[gi];
+		size_t nm = 0;
+		memcpy(w->mask, src->live + from, len);
+		if (g->filter != SEARCH_NO_FILTER &&
+		    (rc = filter_eval(w->f[g->filter], src->b, from, len, w->mask, &e)) != VDB_OK) {
+			job_fail(j, rc, &e);
+			return -1;
+		}
+		for (size_t i = 0; i < len; i++)
+			if (w->mask[i])
+				w->rows[nm++] = (uint32_t)(from + i);
+		if (nm == len) {
+			for (size_t b = 0; b < len; b += VB)
+				if (scan_block(w, g, src, from + b, NULL,
+				               len - b < VB ? len - b : VB))
+					goto oom;
+		} else {
+			for (size_t b = 0; b < nm; b += VB)
+				if (scan_block(w, g, src, 0, w->rows + b,
+				               nm - b < VB ? nm - b : VB))
+					goto oom;
+		}
+	}
+	return 0;
+oom:
+	vdb_err_set(&e, VDB_ETEMP, "out of memory");
+	job_fail(j, VDB_ETEMP, &e);
+	return -1;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct job *j = w->job;
+
+	for (;;) {
+		size_t c = atomic_fetch_add(&j->next, 1);
+		if (c >= j->nchunks || atomic_load(&j->failed))
+			break;
+		if (scan_chunk(w, c) < 0)
+			break;
+	}
+	return NULL;
+}
+
+static void
+worker_free(struct worker *w, const struct search_req *rq)
+{
+	if (w->qs)
+		for (size_t q = 0; q < rq->nq; q++)
+			free(w->qs[q].h.v);
+	if (w->f)
+		for (size_t i = 0; i < rq->nfilters; i++)
+			filter_free(w->f[i]);
+	free(w->qs);
+	free(w->f);
+	free(w->mask);
+	free(w->rows);
+	free(w->d);
+}
+
+static int
+worker_init(struct worker *w, struct job *j, struct vdb_err *e)
+{
+	const struct search_req *rq = j->rq;
+	int rc;
+
+	memset(w, 0, sizeof *w);
+	w->job = j;
+	w->qs = calloc(rq->nq ? rq->nq : 1, sizeof *w->qs);
+	w->f = calloc(rq->nfilters ? rq->nfilters : 1, sizeof *w->f);
+	w->mask = malloc(CHUNK);
+	w->rows = malloc(CHUNK * sizeof *w->rows);
+	w->d = malloc(QB * VB * sizeof *w->d);
+	if (!w->qs || !w->f || !w->mask || !w->rows || !w->d)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	for (size_t q = 0; q < rq->nq; q++) {
+		w->qs[q].k = rq->k[q];
+		w->qs[q].bound = INFINITY;
+	}
+	for (size_t i = 0; i < rq->nfilters; i++)
+		if ((rc = filter_clone(rq->filters[i], &w->f[i], e)) != VDB_OK)
+			return rc;
+	return VDB_OK;
+}
+
+static int
+cmp_u32_by_filter(const void *a, const void *b, void *arg)
+{
+	const uint32_t *fid = arg;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	uint32_t fx = fid ? fid[x] : SEARCH_NO_FILTER, fy = fid ? fid[y] : SEARCH_NO_FILTER;
+
+	if (fx != fy)
+		return fx < fy ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+static int
+make_groups(struct job *j, struct vdb_err *e)
+{
+	const struct search_req *rq = j->rq;
+	size_t dim = j->set->sc->dim;
+	uint32_t *order = malloc((rq->nq ? rq->nq : 1) * sizeof *order);
+	int rc = VDB_OK;
+
+	j->groups = calloc(rq->nq ? rq->nq : 1, sizeof *j->groups);
+	if (order == NULL || j->groups == NULL) {
+		free(order);
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	}
+	for (size_t q = 0; q < rq->nq; q++)
+		order[q] = (uint32_t)q;
+	qsort_r(order, rq->nq, sizeof *order, cmp_u32_by_filter, (void *)rq->fid);
+	for (size_t a = 0; a < rq->nq;) {
+		uint32_t f = rq->fid ? rq->fid[order[a]] : SEARCH_NO_FILTER;
+		size_t b = a;
+		while (b < rq->nq && (rq->fid ? rq->fid[order[b]] : SEARCH_NO_FILTER) == f)
+			b++;
+		struct group *g = &j->groups[j->ngroups++];
+		g->filter = f;
+		g->nq = b - a;
+		g->qi = malloc(g->nq * sizeof *g->qi);
+		g->q = malloc(g->nq * dim * sizeof *g->q);
+		if (g->qi == NULL || g->q == NULL) {
+			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+			break;
+		}
+		for (size_t i = 0; i < g->nq; i++) {
+			g->qi[i] = order[a + i];
+			memcpy(g->q + i * dim, rq->q + (size_t)order[a + i] * dim,
+			       dim * sizeof(float));
+		}
+		a = b;
+	}
+	free(order);
+	return rc;
+}
+
+static int
+cmp_hit(const void *a, const void *b)
+{
+	return worse(a, b) ? 1 : worse(b, a) ? -1 : 0;
+}
+
+void
+hits_free(struct hits *h)
+{
+	free(h->v);
+	h->v = NULL;
+	h->n = h->cap = 0;
+}
+
+/* merge: the threads' hits for each query, sorted, cut to k, keys turned
+ * back into distances */
+static int
+merge(struct job *j, struct worker *w, int nw, struct hits *out, struct vdb_err *e)
+{
+	const struct search_req *rq = j->rq;
+
+	for (size_t q = 0; q < rq->nq; q++) {
+		size_t n = 0;
+		for (int t = 0; t < nw; t++)
+			n += w[t].qs[q].h.n;
+		if (nw == 1) {
+			out[q] = w[0].qs[q].h; /* taken over */
+			w[0].qs[q].h.v = NULL;
+			w[0].qs[q].h.n = 0;
+		} else {
+			out[q].v = malloc((n ? n : 1) * sizeof(struct hit));
+			if (out[q].v == NULL)
+				return vdb_err_set(e, VDB_ETEMP, "out of memory");
+			out[q].n = 0;
+			out[q].cap = n;
+			for (int t = 0; t < nw; t++) {
+				memcpy(out[q].v + out[q].n, w[t].qs[q].h.v,
+				       w[t].qs[q].h.n * sizeof(struct hit));
+				out[q].n += w[t].qs[q].h.n;
+			}
+		}
+		qsort(out[q].v, out[q].n, sizeof(struct hit), cmp_hit);
+		if (rq->k[q] && out[q].n > rq->k[q])
+			out[q].n = rq->k[q];
+		if (j->neg)
+			for (size_t i = 0; i < out[q].n; i++)
+				out[q].v[i].dist = -out[q].v[i].dist;
+	}
+	return VDB_OK;
+}
+
+int
+search_run(struct search_set *set, const struct search_req *rq, struct hits *out, struct vdb_err *e)
+{
+	struct job j = {.set = set, .rq = rq};
+	int nw = rq->threads > 0 ? rq->threads : 1, started = 0, rc;
+	struct worker *w = NULL;
+	pthread_t *tid = NULL;
+
+	memset(out, 0, rq->nq * sizeof *out);
+	pthread_mutex_init(&j.lock, NULL);
+	atomic_init(&j.next, 0);
+	atomic_init(&j.failed, 0);
+	j.neg = set->sc->metric != METRIC_L2;
+	j.rbound = INFINITY;
+	if (rq->has_radius)
+		j.rbound = j.neg ? -rq->radius : rq->radius;
+	for (size_t s = 0; s < set->nsrc; s++) {
+		if (set->src[s].vec == NULL) {
+			rc = vdb_err_set(e, VDB_EINTERNAL,
+			                 "search over a set opened without vectors");
+			goto out;
+		}
+		j.nchunks += (set->src[s].b->n + CHUNK - 1) / CHUNK;
+	}
+	j.chunk_src = malloc((j.nchunks ? j.nchunks : 1) * sizeof(size_t));
+	j.chunk_from = malloc((j.nchunks ? j.nchunks : 1) * sizeof(size_t));
+	if (j.chunk_src == NULL || j.chunk_from == NULL) {
+		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+		goto out;
+	}
+	for (size_t s = 0, c = 0; s < set->nsrc; s++)
+		for (size_t from = 0; from < set->src[s].b->n; from += CHUNK, c++) {
+			j.chunk_src[c] = s;
+			j.chunk_from[c] = from;
+		}
+	if ((rc = make_groups(&j, e)) != VDB_OK)
+		goto out;
+	if ((size_t)nw > j.nchunks)
+		nw = j.nchunks ? (int)j.nchunks : 1;
+	w = calloc(nw, sizeof *w);
+	tid = calloc(nw, sizeof *tid);
+	if (w == NULL || tid == NULL) {
+		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+		goto out;
+	}
+	for (int t = 0; t < nw; t++) {
+		if ((rc = worker_init(&w[t], &j, e)) != VDB_OK) {
+			nw = t + 1;
+			goto out;
+		}
+	}
+	/* the calling thread is worker 0 */
+	for (started = 1; started < nw; started++)
+		if (pthread_create(&tid[started], NULL, worker_main, &w[started]) != 0)
+			break; /* fewer threads: the others take up the chunks */
+	worker_main(&w[0]);
+	for (int t = 1; t < started; t++)
+		pthread_join(tid[t], NULL);
+	if ((rc = atomic_load(&j.failed)) != 0) {
+		*e = j.err;
+		goto out;
+	}
+	rc = merge(&j, w, nw, out, e);
+out:
+	if (rc != VDB_OK)
+		for (size_t q = 0; q < rq->nq; q++)
+			hits_free(&out[q]);
+	if (w)
+		for (int t = 0; t < nw; t++)
+			worker_free(&w[t], rq);
+	for (size_t g = 0; g < j.ngroups; g++) {
+		free(j.groups[g].qi);
+		free(j.groups[g].q);
+	}
+	free(j.groups);
+	free(w);
+	free(tid);
+	free(j.chunk_src);
+	free(j.chunk_from);
+	pthread_mutex_destroy(&j.lock);
+	return rc;
+}
