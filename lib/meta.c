@@ -609,6 +609,22 @@ meta_partition_drop(struct meta *m, int64_t cid, const char *name, char (**objec
 }
 
 int
+meta_ts_last(struct meta *m, uint64_t *ts, struct vdb_err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = prep(m, "SELECT last FROM tso WHERE id = 1", &st, e)) != VDB_OK)
+		return rc;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		rc = dberr(m, e, "read tso");
+	else
+		*ts = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
 meta_ts_alloc(struct meta *m, uint64_t *ts, struct vdb_err *e)
 {
 	sqlite3_stmt *st = NULL;

@@ -60,6 +60,9 @@ int meta_partition_drop(struct meta *m, int64_t cid, const char *name, char (**o
 /* meta_ts_alloc: a hybrid timestamp (physical ms << 18 | logical) larger
  * than every one handed out before, by any process on this root. */
 int meta_ts_alloc(struct meta *m, uint64_t *ts, struct vdb_err *e);
+/* meta_ts_last: the last timestamp handed out — what a reader may use as
+ * its snapshot without a write (every acknowledged write has one <= it) */
+int meta_ts_last(struct meta *m, uint64_t *ts, struct vdb_err *e);
 /* meta_autoid_alloc: reserve n consecutive ids; *first is the first */
 int meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first, struct vdb_err *e);
 

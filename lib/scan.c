@@ -203,11 +203,13 @@ snapshot_take(struct root *r, const struct schema *sc, uint64_t ts, struct snaps
 	s->dir = path_fmt("%s/log/%lld", r->path, (long long)sc->id);
 	if (s->dir == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
-	/* The cut: a timestamp, then a pass through the append and delete
-	 * locks.  Writers take their timestamp under those locks, so once we
-	 * have had each lock every insert and delete stamped before ours is
-	 * in the log; what comes later is newer and not seen. */
-	if ((rc = meta_ts_alloc(r->meta, &s->ts, e)) != VDB_OK)
+	/* The cut: the last timestamp handed out, then a pass through the
+	 * append and delete locks.  Writers take their timestamp under those
+	 * locks, so once we have had each lock every insert and delete
+	 * stamped up to ours is in the log; later ones are newer and not
+	 * seen.  Every acknowledged write is stamped <= that timestamp, so
+	 * the read is strong without writing (and fsyncing) meta.db. */
+	if ((rc = meta_ts_last(r->meta, &s->ts, e)) != VDB_OK)
 		goto out;
 	if (ts > s->ts) {
 		rc = vdb_err_set(e, VDB_EINPUT, "timestamp %llu is in the future (now %llu)",

@@ -335,22 +335,22 @@ serve(const char *rootpath, int threads)
 				len -= pos;
 				pos = 0;
 			}
+			if (len > QUERY_MAX_LINE) {
+				/* unframeable: say so and stop */
+				static const char msg[] =
+				        "{\"id\":null,\"error\":{\"code\":\"input\",\"message\":"
+				        "\"request line longer than 64 MiB\"}}\n";
+				write_all(msg, sizeof msg - 1);
+				fprintf(stderr,
+				        "vdb-query: fatal: request line longer than 64 MiB\n");
+				status = EXIT_PERM;
+				break;
+			}
 			if (len == cap) {
 				size_t nc = cap ? cap * 2 : 1u << 16;
 				char *nb;
-				if (cap > QUERY_MAX_LINE) {
-					/* unframeable: say so and stop */
-					static const char msg[] =
-					        "{\"id\":null,\"error\":{\"code\":\"input\","
-					        "\"message\":"
-					        "\"request line longer than 64 MiB\"}}\n";
-					write_all(msg, sizeof msg - 1);
-					fprintf(stderr,
-					        "vdb-query: fatal: request line longer than 64 "
-					        "MiB\n");
-					status = EXIT_PERM;
-					break;
-				}
+				if (nc > (size_t)QUERY_MAX_LINE + 1)
+					nc = (size_t)QUERY_MAX_LINE + 1;
 				if ((nb = realloc(buf, nc)) == NULL) {
 					fprintf(stderr, "vdb-query: fatal: out of memory\n");
 					status = EXIT_TEMP;

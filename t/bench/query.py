@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""make bench, exact search: vdb-query (FLAT) against FAISS IndexFlatL2.
+
+Run by t/bench/query.sh with Debian's python3 (python3-numpy, python3-faiss:
+bench-only peers, never a dependency of vdb).  vdb is driven through
+`vdb-query serve` so both sides are measured in steady state, without
+process start-up; the one-shot command line is timed separately.
+
+  query.py BIN ROOT COLLECTION BASE.fvecs QUERIES.fvecs NAME BW_GBS
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import faiss
+import numpy as np
+
+
+def fvecs(path):
+    a = np.fromfile(path, dtype=np.int32)
+    d = a[0]
+    return a.reshape(-1, d + 1)[:, 1:].view(np.float32).copy()
+
+
+class Serve:
+    def __init__(self, binary, root, threads):
+        self.p = subprocess.Popen(
+            [binary, "-d", root, "-j", str(threads), "serve"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def ask(self, line):
+        self.p.stdin.write(line)
+        self.p.stdin.flush()
+        return self.p.stdout.readline()
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def request(coll, qs, k):
+    vecs = ",".join("[" + ",".join("%.9g" % x for x in q) + "]" for q in qs)
+    return ('{"op":"search","collection":"%s","k":%d,"vectors":[%s]}\n'
+            % (coll, k, vecs)).encode()
+
+
+def best(fn, rounds):
+    """the best of rounds runs (seconds): the machine's noise only adds"""
+    t = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        t.append(time.perf_counter() - t0)
+    return min(t)
+
+
+def main():
+    binary, root, coll, base_path, q_path, name, bw = sys.argv[1:8]
+    bw = float(bw)
+    base = fvecs(base_path)
+    qs = fvecs(q_path)
+    n, d = base.shape
+    k = 10
+    nq_single = min(len(qs), int(os.environ.get("BENCH_SINGLE", "20")))
+    rounds = int(os.environ.get("BENCH_QROUNDS", "3"))
+    bound = bw * 1e9 / (n * d * 4)  # queries/s if each reads every vector once
+    bound2 = float(os.environ.get("BW2", 2 * bw)) * 1e9 / (n * d * 4)
+    rows = []
+
+    index = faiss.IndexFlatL2(d)
+    index.add(base)
+    batch_req = request(coll, qs, k)
+    single_req = [request(coll, [q], k) for q in qs[:nq_single]]
+    for threads in (1, 2):
+        faiss.omp_set_num_threads(threads)
+        fb = best(lambda: index.search(qs, k), rounds)
+        fs = best(lambda: [index.search(qs[i:i + 1], k)
+                           for i in range(nq_single)], rounds)
+        s = Serve(binary, root, threads)
+        s.ask(single_req[0])  # maps and checks the segments once
+        ans = []
+        vb = best(lambda: ans.append(s.ask(batch_req)), rounds)
+        vs = best(lambda: [s.ask(r) for r in single_req], rounds)
+        s.close()
+        rows.append((threads, "batch of %d" % len(qs), len(qs) / vb,
+                     len(qs) / fb, None))
+        rows.append((threads, "one at a time", nq_single / vs,
+                     nq_single / fs, bound if threads == 1 else bound2))
+    # agreement of the top-k with FAISS (exact both; float rounding may
+    # reorder near-ties)
+    res = json.loads(ans[-1])["results"]
+    _, fi = index.search(qs, k)
+    agree = np.mean([len(set(h["id"] for h in r["hits"]) & set(fi[i]))
+                     for i, r in enumerate(res)]) / k
+
+    print("== exact search, %s: %d x %d, k=%d ==" % (name, n, d, k))
+    print("%-3s %-15s %12s %12s %8s %14s" %
+          ("-j", "queries", "vdb q/s", "FAISS q/s", "vdb/FAISS", "vdb/bw-bound"))
+    for threads, what, v, f, b in rows:
+        print("%-3d %-15s %12.1f %12.1f %7.2fx %14s" %
+              (threads, what, v, f, v / f,
+               "%.0f%% of %.1f" % (100 * v / b, b) if b else "-"))
+    print("bound = memory read bandwidth / %d MB read per query"
+          % (n * d * 4 // 1000000))
+    print("top-%d agreement with FAISS: %.4f" % (k, agree))
+
+
+if __name__ == "__main__":
+    main()
