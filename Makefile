@@ -71,6 +71,9 @@ demo: all
 	$(BUILD)/bin/vdb-meta -d demo-root show docs
 	$(BUILD)/bin/vdb-admin -d demo-root verify
 	$(BUILD)/bin/vdb-admin -d demo-root dump docs | head -c 300; echo
+	$(BUILD)/bin/vdb-gen -f fvecs -n 2 -d 16 -s 5 | $(BUILD)/bin/vdb-query -d demo-root \
+		--format fvecs -k 3 --fields year,tag --filter 'year >= 2000 and tag in ["t1", "t2"]' docs
+	$(BUILD)/bin/vdb-query -d demo-root --count --filter '1990 <= year < 2000' docs
 
 soak: all
 	BUILD=$(abspath $(BUILD)) CRASH_TRIALS=2000 sh t/t1400-ingest-crash.sh

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,16 +127,24 @@ tsv_string(struct sbuf *b, const char *s, size_t n)
 	}
 }
 
-/* put_float: the shortest %g that reads back as the same float; JSON has
- * no infinities, so those are null (a float overflows on huge vectors) */
+/* put_float: the shortest %g that reads back as the same float (0.31, not
+ * 0.310000002); JSON has no infinities, so those are null (a float
+ * overflows on huge vectors) */
 static void
 put_float(struct sbuf *b, float v, int json)
 {
+	char tmp[32];
+
 	if (!isfinite(v)) {
-		sb_put(b, json ? "null" : (v > 0 ? "inf" : "-inf"), json ? 4 : (v > 0 ? 3 : 4));
+		sb_puts(b, json ? "null" : v > 0 ? "inf" : "-inf");
 		return;
 	}
-	sb_printf(b, "%.9g", v);
+	for (int digits = 6; digits <= 9; digits++) {
+		snprintf(tmp, sizeof tmp, "%.*g", digits, v);
+		if (digits == 9 || strtof(tmp, NULL) == v)
+			break;
+	}
+	sb_puts(b, tmp);
 }
 
 static void
