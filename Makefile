@@ -24,7 +24,7 @@ MAN1     = $(wildcard man/*.1)
 MAN7     = $(wildcard man/*.7)
 MAN8     = $(wildcard man/*.8)
 
-all: $(BINS) $(BUILD)/bin/vdb-gen
+all: $(BINS) $(BUILD)/bin/vdb-gen $(BUILD)/bin/vdb-kbench $(BUILD)/bin/coord-load
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -44,6 +44,15 @@ $(foreach p,$(PROGS),$(eval $(call prog,$(p))))
 $(BUILD)/bin/vdb-gen: $(BUILD)/t/bench/gen.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
+# benchmark and load tools of t/bench (not installed)
+$(BUILD)/bin/vdb-kbench: $(BUILD)/t/bench/kernel.o $(BUILD)/libvdb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread -lm
+
+$(BUILD)/bin/coord-load: $(BUILD)/t/bench/coord-load.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
 
 $(BUILD)/t/unit/%: $(BUILD)/t/unit/%.o $(BUILD)/libvdb.a
 	@mkdir -p $(dir $@)
@@ -80,6 +89,7 @@ soak: all
 
 bench: all
 	BUILD=$(abspath $(BUILD)) sh t/bench/ingest.sh
+	BUILD=$(abspath $(BUILD)) sh t/bench/query.sh
 
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 \

@@ -63,7 +63,7 @@ test_expect "serve says nothing on stderr for request errors, exits 0 at EOF" \
 	"[ ! -s '$TMP/e' ] && vdb-query serve </dev/null"
 test_expect "a request line over 64 MiB: an error, then the session ends" \
 	"{ head -c 70000000 /dev/zero | tr '\0' ' '; echo; echo '{\"op\":\"ping\"}'; } | vdb-query serve >'$TMP/o' 2>'$TMP/e';
-	 [ \$? = 100 ] && grep -q 'longer than 64 MiB' '$TMP/o' && ! grep -q ok '$TMP/o'"
+	 [ \$? = 100 ] && grep -q 'request line longer than 67108864 bytes' '$TMP/o' && ! grep -q ok '$TMP/o'"
 test_expect "a session sees data ingested between its requests" \
 	"mkfifo '$TMP/f' && { vdb-query serve <'$TMP/f' >'$TMP/o' & } &&
 	 exec 4>'$TMP/f' && echo '{\"op\":\"count\",\"collection\":\"c\"}' >&4 &&

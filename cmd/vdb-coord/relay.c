@@ -265,6 +265,17 @@ too_long(struct conn *c)
 	conn_enqueue(c, NULL, 0, "request line longer than 67108864 bytes");
 }
 
+/* blank: a line of spaces, tabs and CRs only is no request (wire.md),
+ * as vdb-query serve skips it: forwarded, it would never be answered */
+static int
+blank(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+			return 0;
+	return 1;
+}
+
 static void
 conn_frame(struct conn *c)
 {
@@ -288,7 +299,7 @@ conn_frame(struct conn *c)
 			too_long(c);
 			return;
 		}
-		if (len > 0 && conn_enqueue(c, start, len, NULL) != 0)
+		if (!blank(start, len) && conn_enqueue(c, start, len, NULL) != 0)
 			return;
 		buf_consume(&c->in, (size_t)(nl - start) + 1);
 		c->scanned = 0;
@@ -320,7 +331,10 @@ conn_eof(struct conn *c)
 	if (c->rd == RD_OPEN && len > 0) {
 		if (c->in.p[c->in.off + len - 1] == '\r')
 			len--;
-		if (len > 0 && conn_enqueue(c, c->in.p + c->in.off, len, NULL) != 0)
+		if (len > LINE_MAX_BYTES)
+			too_long(c);
+		else if (!blank(c->in.p + c->in.off, len) &&
+		         conn_enqueue(c, c->in.p + c->in.off, len, NULL) != 0)
 			return;
 	}
 	buf_free(&c->in);

@@ -339,10 +339,10 @@ serve(const char *rootpath, int threads)
 				/* unframeable: say so and stop */
 				static const char msg[] =
 				        "{\"id\":null,\"error\":{\"code\":\"input\",\"message\":"
-				        "\"request line longer than 64 MiB\"}}\n";
+				        "\"request line longer than 67108864 bytes\"}}\n";
 				write_all(msg, sizeof msg - 1);
 				fprintf(stderr,
-				        "vdb-query: fatal: request line longer than 64 MiB\n");
+				        "vdb-query: fatal: request line longer than 67108864 bytes\n");
 				status = EXIT_PERM;
 				break;
 			}

@@ -3,8 +3,12 @@
  * request, in order (formats/wire.md).  One thread, poll(2), one
  * connection per client.  Used by t/t4000-coord.sh.
  *
- *   coord-load [-c clients] [-p depth] [-s seconds] unix:PATH|tcp:HOST:PORT
+ *   coord-load [-c clients] [-p depth] [-s seconds] [-q request] [-a answer]
+ *              unix:PATH|tcp:HOST:PORT
  *
+ * Request N of client C is {"id":ID, followed by the -q text, and its
+ * answer must be {"id":ID, followed by the -a text, byte for byte; the
+ * defaults suit the stand-in worker of t/lib-coord.sh.
  * Prints one summary line; exits 0 only if every client got a correct
  * answer to every request it sent. */
 #include <errno.h>
@@ -29,7 +33,7 @@ struct client {
 	int64_t *sent_at;     /* ring of depth send times */
 	char *in;             /* a response line being read */
 	size_t inlen, incap;
-	char out[128];        /* one request being written */
+	char *out;            /* one request being written */
 	size_t outoff, outlen;
 	int closed;
 };
@@ -82,6 +86,10 @@ dial(const char *addr)
 	return -1;
 }
 
+static const char *req_tail = "\"op\":\"search\",\"collection\":\"load\"}";
+static const char *ans_tail = "\"results\":[]}";
+static char *want;
+
 static uint64_t
 req_id(size_t client, uint64_t seq)
 {
@@ -92,9 +100,8 @@ req_id(size_t client, uint64_t seq)
 static void
 check(struct client *c, size_t ci, const char *line, size_t len, uint64_t *hist, int depth)
 {
-	char want[64];
-	int n = snprintf(want, sizeof(want), "{\"id\":%llu,\"results\":[]}",
-	                 (unsigned long long)req_id(ci, c->next_ack));
+	int n = sprintf(want, "{\"id\":%llu,%s", (unsigned long long)req_id(ci, c->next_ack),
+	                ans_tail);
 	int64_t lat = now_us() - c->sent_at[c->next_ack % (uint64_t)depth];
 	size_t b = (size_t)(lat / HIST_US);
 
@@ -103,7 +110,7 @@ check(struct client *c, size_t ci, const char *line, size_t len, uint64_t *hist,
 		c->ok++;
 	else {
 		if (c->bad < 3)
-			fprintf(stderr, "coord-load: client %zu: want %s, got %.*s\n", ci, want,
+			fprintf(stderr, "coord-load: client %zu: want %.200s, got %.*s\n", ci, want,
 			        (int)(len > 200 ? 200 : len), line);
 		c->bad++;
 	}
@@ -122,8 +129,14 @@ main(int argc, char **argv)
 	int64_t t0, stop_at, drain_until, elapsed;
 	double p50 = 0, p99 = 0;
 
-	while ((ch = getopt(argc, argv, "c:p:s:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:c:p:q:s:")) != -1) {
 		switch (ch) {
+		case 'a':
+			ans_tail = optarg;
+			break;
+		case 'q':
+			req_tail = optarg;
+			break;
 		case 'c':
 			nclients = strtoul(optarg, NULL, 10);
 			break;
@@ -142,7 +155,8 @@ main(int argc, char **argv)
 	cl = calloc(nclients, sizeof(*cl));
 	pfd = calloc(nclients, sizeof(*pfd));
 	hist = calloc(HIST_N, sizeof(*hist));
-	if (cl == NULL || pfd == NULL || hist == NULL)
+	want = malloc(strlen(ans_tail) + 32);
+	if (cl == NULL || pfd == NULL || hist == NULL || want == NULL)
 		return 2;
 	for (size_t i = 0; i < nclients; i++) {
 		cl[i].fd = dial(argv[optind]);
@@ -152,7 +166,8 @@ main(int argc, char **argv)
 			return 1;
 		}
 		cl[i].sent_at = calloc((size_t)depth, sizeof(int64_t));
-		if (cl[i].sent_at == NULL)
+		cl[i].out = malloc(strlen(req_tail) + 32);
+		if (cl[i].sent_at == NULL || cl[i].out == NULL)
 			return 2;
 	}
 	t0 = now_us();
@@ -166,10 +181,9 @@ main(int argc, char **argv)
 			/* keep depth requests in flight until the time is up */
 			if (!c->closed && c->outlen == 0 && now < stop_at &&
 			    c->sent - c->next_ack < (uint64_t)depth) {
-				c->outlen = (size_t)snprintf(
-				        c->out, sizeof(c->out),
-				        "{\"op\":\"search\",\"id\":%llu,\"collection\":\"load\"}\n",
-				        (unsigned long long)req_id(i, c->sent));
+				c->outlen = (size_t)sprintf(c->out, "{\"id\":%llu,%s\n",
+				                            (unsigned long long)req_id(i, c->sent),
+				                            req_tail);
 				c->outoff = 0;
 				c->sent_at[c->sent % (uint64_t)depth] = now;
 				c->sent++;
@@ -253,7 +267,8 @@ main(int argc, char **argv)
 	       (double)ok / ((double)elapsed / 1e6), p50, p99);
 	return rc;
 usage:
-	fputs("usage: coord-load [-c clients] [-p depth] [-s seconds] unix:PATH|tcp:HOST:PORT\n",
+	fputs("usage: coord-load [-c clients] [-p depth] [-s seconds] [-q request] [-a answer]\n"
+	      "                  unix:PATH|tcp:HOST:PORT\n",
 	      stderr);
 	return 2;
 }

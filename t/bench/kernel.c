@@ -1,6 +1,8 @@
 /* kernel: microbenchmark of the distance kernels (lib/distance.c) against
  * the memory bandwidth they are meant to reach.
  *   kernel [-d dim] [-n vectors] [-o offset] [-r repeats]
+ *   kernel -b [-n vectors] [-t threads]   the bound alone: prints GB/s
+ *   kernel -i                             prints the kernels dist_block uses
  * On n random vectors (default 1,000,000 x 128): (a) the read bandwidth
  * of a plain streaming sum over the array — the bound for one query;
  * (b) dist_block with one query over all of it, as a share of that bound;
@@ -12,6 +14,7 @@
  * shifts x by that many floats to see what misalignment costs (with
  * AVX-512 every load then straddles two cache lines). */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +28,10 @@
 #include <immintrin.h>
 #endif
 
-#define USAGE "usage: kernel [-d dim] [-n vectors] [-o offset] [-r repeats]\n"
+#define USAGE                                                                                      \
+	"usage: kernel [-d dim] [-n vectors] [-o offset] [-r repeats]\n"                           \
+	"       kernel -b [-n vectors] [-t threads]\n"                                             \
+	"       kernel -i\n"
 
 static size_t dim = 128, nvec = 1000000, offset;
 static int repeats = 3;
@@ -91,6 +97,58 @@ sum_stream(const float *p, size_t n)
 	return sum_plain(p, n);
 }
 
+/* the bound with T threads: each streams its own slice of the array, as
+ * vdb-query -j T splits a scan into chunks */
+struct slice {
+	const float *p;
+	size_t n;
+	pthread_barrier_t *bar;
+	double t;
+};
+
+static void *
+slice_sum(void *arg)
+{
+	struct slice *s = arg;
+	double t;
+
+	pthread_barrier_wait(s->bar);
+	t = now();
+	sink += sum_stream(s->p, s->n);
+	s->t = now() - t;
+	return NULL;
+}
+
+static double
+bandwidth(const float *x, size_t n, int threads)
+{
+	pthread_t tid[64];
+	struct slice sl[64];
+	pthread_barrier_t bar;
+	double best = 1e30;
+
+	for (int r = 0; r < repeats + 2; r++) {
+		double t = 0;
+		pthread_barrier_init(&bar, NULL, (unsigned)threads);
+		for (int i = 0; i < threads; i++) {
+			size_t a = n * (size_t)i / (size_t)threads, b = n * (size_t)(i + 1) / (size_t)threads;
+			sl[i] = (struct slice){x + a, b - a, &bar, 0};
+			if (i > 0)
+				pthread_create(&tid[i], NULL, slice_sum, &sl[i]);
+		}
+		slice_sum(&sl[0]);
+		for (int i = 1; i < threads; i++)
+			pthread_join(tid[i], NULL);
+		pthread_barrier_destroy(&bar);
+		for (int i = 0; i < threads; i++)
+			if (sl[i].t > t)
+				t = sl[i].t;
+		if (t < best)
+			best = t;
+	}
+	return (double)(n * sizeof(float)) / best;
+}
+
 /* blocks: nq queries against the n vectors of x in blocks of bs; x_hot
  * keeps to the first block (L2-resident) for the same amount of work */
 static double
@@ -120,10 +178,19 @@ main(int argc, char **argv)
 	static const size_t nqs[] = {8, 16, 32, 64}, bss[] = {256, 512, 1024};
 	float *xbuf, *x, *q, *out;
 	double bw = 0, tbw = 1e30;
-	int ch;
+	int ch, bonly = 0, threads = 1;
 
-	while ((ch = getopt(argc, argv, "d:n:o:r:")) != -1) {
+	while ((ch = getopt(argc, argv, "bd:in:o:r:t:")) != -1) {
 		switch (ch) {
+		case 'b':
+			bonly = 1;
+			break;
+		case 'i':
+			printf("%s\n", dist_isa());
+			return 0;
+		case 't':
+			threads = atoi(optarg);
+			break;
 		case 'd':
 			dim = strtoul(optarg, NULL, 10);
 			break;
@@ -141,7 +208,7 @@ main(int argc, char **argv)
 			return 100;
 		}
 	}
-	if (dim < 1 || nvec < 1024 || repeats < 1) {
+	if (dim < 1 || nvec < 1024 || repeats < 1 || threads < 1 || threads > 64) {
 		fputs(USAGE, stderr);
 		return 100;
 	}
@@ -163,6 +230,10 @@ main(int argc, char **argv)
 		x[i] = (float)rand() / (float)RAND_MAX;
 	for (size_t i = 0; i < 64 * dim; i++)
 		q[i] = (float)rand() / (float)RAND_MAX;
+	if (bonly) {
+		printf("%.2f\n", bandwidth(x, nvec * dim, threads) / 1e9);
+		return 0;
+	}
 
 	for (int r = 0; r < repeats + 2; r++) {
 		double t = now();
