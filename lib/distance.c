@@ -162,6 +162,38 @@ c_run(int metric, const struct job *j, float *qs)
 	}
 }
 
+/* ---- the L2 shortcut's selection (dist_select_dot) ------------------ */
+
+/* Rounding: each of q.x, |q|^2, |x|^2 is a sum of d products, off by at
+ * most gamma(d) = d u / (1 - d u) of the sum of the products' magnitudes
+ * (u = 2^-24; the kernels' order has fewer roundings than d, so this is
+ * generous), and |q.x| <= (|q|^2 + |x|^2) / 2.  So |q|^2 + |x|^2 - 2 q.x
+ * is off by at most 2 gamma(d) (|q|^2 + |x|^2), plus three roundings of
+ * numbers under 3 (|q|^2 + |x|^2) for the sums here.  rel is that factor
+ * with room to spare; DOT_TINY covers what underflow loses. */
+#define DOT_TINY 0x1p-100f
+
+static float
+dot_rel(size_t d)
+{
+	return (float)((2.0 * ((double)d + 8) + 32) * 0x1p-24);
+}
+
+static size_t
+seldot_c(const float *dot, const float *xx, size_t n, float qq, float rel, float bound,
+         uint32_t *idx, uint32_t base)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		float t = qq + xx[i];
+		float lo = t - 2 * dot[i] - rel * t - DOT_TINY;
+		if (!(lo > bound && t < INFINITY))
+			idx[k++] = base + (uint32_t)i;
+	}
+	return k;
+}
+
 #if DIST_X86
 
 /* ---- AVX-512F: 16 lanes, 32 registers -------------------------------- */
@@ -337,9 +369,10 @@ sweep512(const int metric, const int MQ, const int NX, const struct job *j)
 			fn(METRIC_COSINE, MQ, NX, j);                                              \
 	} while (0)
 
-/* qnorms512: qs[a] = sqrt(|q_a|^2), 16 queries per reduction */
+/* norms512: qs[a] = |q_a|^2, or its square root (root), for the nq
+ * vectors q (rows: q[rows[a] * d ..]), 16 per reduction */
 A512 void
-qnorms512(const float *q, size_t nq, size_t d, float *qs)
+norms512(const float *q, const uint32_t *rows, size_t nq, size_t d, int root, float *qs)
 {
 	for (size_t a = 0; a < nq; a += 16) {
 		size_t m = min_z(16, nq - a), k;
@@ -348,7 +381,7 @@ qnorms512(const float *q, size_t nq, size_t d, float *qs)
 		for (int t = 0; t < 16; t++)
 			acc[t] = _mm512_setzero_ps();
 		for (size_t t = 0; t < m; t++) {
-			const float *v = q + (a + t) * d;
+			const float *v = q + (rows ? (size_t)rows[a + t] : a + t) * d;
 			for (k = 0; k + 16 <= d; k += 16) {
 				__m512 x = _mm512_loadu_ps(v + k);
 				acc[t] = _mm512_fmadd_ps(x, x, acc[t]);
@@ -360,7 +393,7 @@ qnorms512(const float *q, size_t nq, size_t d, float *qs)
 			}
 		}
 		_mm512_mask_storeu_ps(qs + a, (__mmask16)((1u << m) - 1),
-		                      _mm512_sqrt_ps(red16(acc)));
+		                      root ? _mm512_sqrt_ps(red16(acc)) : red16(acc));
 	}
 }
 
@@ -374,7 +407,7 @@ run512(int metric, const struct job *j, float *qs)
 	struct job t = *j;
 
 	if (metric == METRIC_COSINE)
-		qnorms512(j->q, j->nq, j->d, qs);
+		norms512(j->q, NULL, j->nq, j->d, 1, qs);
 	if (nq4 > 0) {
 		t.nq = nq4;
 		SWEEP(sweep512, metric, 4, 4, &t);
@@ -521,7 +554,7 @@ sweep256(const int metric, const int MQ, const int NX, const struct job *j)
 }
 
 A256 void
-qnorms256(const float *q, size_t nq, size_t d, float *qs)
+norms256(const float *q, const uint32_t *rows, size_t nq, size_t d, int root, float *qs)
 {
 	__m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
 
@@ -533,7 +566,7 @@ qnorms256(const float *q, size_t nq, size_t d, float *qs)
 		for (int t = 0; t < 8; t++)
 			acc[t] = _mm256_setzero_ps();
 		for (size_t t = 0; t < m; t++) {
-			const float *v = q + (a + t) * d;
+			const float *v = q + (rows ? (size_t)rows[a + t] : a + t) * d;
 			for (k = 0; k + 8 <= d; k += 8) {
 				__m256 x = _mm256_loadu_ps(v + k);
 				acc[t] = _mm256_fmadd_ps(x, x, acc[t]);
@@ -545,7 +578,7 @@ qnorms256(const float *q, size_t nq, size_t d, float *qs)
 				acc[t] = _mm256_fmadd_ps(x, x, acc[t]);
 			}
 		}
-		_mm256_storeu_ps(res, _mm256_sqrt_ps(red8(acc)));
+		_mm256_storeu_ps(res, root ? _mm256_sqrt_ps(red8(acc)) : red8(acc));
 		memcpy(qs + a, res, m * sizeof(float));
 	}
 }
@@ -561,7 +594,7 @@ run256(int metric, const struct job *j, float *qs)
 	struct job t = *j;
 
 	if (metric == METRIC_COSINE)
-		qnorms256(j->q, j->nq, j->d, qs);
+		norms256(j->q, NULL, j->nq, j->d, 1, qs);
 	if (nq4 > 0) {
 		t.nq = nq4;
 		SWEEP(sweep256, metric, 4, 2, &t);
@@ -580,6 +613,89 @@ run256(int metric, const struct job *j, float *qs)
 		else
 			sweep256(METRIC_IP, 1, 8, &t);
 	}
+}
+
+/* selection (dist_select): a compare mask, then the set bits */
+A512 size_t
+sel512(const float *d, size_t n, int neg, float bound, uint32_t *idx)
+{
+	const __m512 b = _mm512_set1_ps(neg ? -bound : bound);
+	size_t k = 0, i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		__m512 v = _mm512_loadu_ps(d + i);
+		unsigned m = neg ? _mm512_cmp_ps_mask(v, b, _CMP_GE_OQ)
+		                 : _mm512_cmp_ps_mask(v, b, _CMP_LE_OQ);
+		for (; m; m &= m - 1)
+			idx[k++] = (uint32_t)(i + (size_t)__builtin_ctz(m));
+	}
+	for (; i < n; i++)
+		if (neg ? d[i] >= -bound : d[i] <= bound)
+			idx[k++] = (uint32_t)i;
+	return k;
+}
+
+A256 size_t
+sel256(const float *d, size_t n, int neg, float bound, uint32_t *idx)
+{
+	const __m256 b = _mm256_set1_ps(neg ? -bound : bound);
+	size_t k = 0, i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		__m256 v = _mm256_loadu_ps(d + i);
+		unsigned m = (unsigned)_mm256_movemask_ps(neg ? _mm256_cmp_ps(v, b, _CMP_GE_OQ)
+		                                              : _mm256_cmp_ps(v, b, _CMP_LE_OQ));
+		for (; m; m &= m - 1)
+			idx[k++] = (uint32_t)(i + (size_t)__builtin_ctz(m));
+	}
+	for (; i < n; i++)
+		if (neg ? d[i] >= -bound : d[i] <= bound)
+			idx[k++] = (uint32_t)i;
+	return k;
+}
+
+A512 size_t
+seldot512(const float *dot, const float *xx, size_t n, float qq, float rel, float bound,
+          uint32_t *idx)
+{
+	const __m512 vq = _mm512_set1_ps(qq), vr = _mm512_set1_ps(rel), vb = _mm512_set1_ps(bound),
+	             two = _mm512_set1_ps(2), tiny = _mm512_set1_ps(DOT_TINY),
+	             inf = _mm512_set1_ps(INFINITY);
+	size_t k = 0, i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		__m512 t = _mm512_add_ps(vq, _mm512_loadu_ps(xx + i));
+		__m512 a = _mm512_fnmadd_ps(two, _mm512_loadu_ps(dot + i), t);
+		__m512 lo = _mm512_sub_ps(_mm512_fnmadd_ps(vr, t, a), tiny);
+		/* left out only when surely over the bound with finite norms */
+		unsigned m = (unsigned)(__mmask16)~(_mm512_cmp_ps_mask(lo, vb, _CMP_GT_OQ) &
+		                                    _mm512_cmp_ps_mask(t, inf, _CMP_LT_OQ));
+		for (; m; m &= m - 1)
+			idx[k++] = (uint32_t)(i + (size_t)__builtin_ctz(m));
+	}
+	return k + seldot_c(dot + i, xx + i, n - i, qq, rel, bound, idx + k, (uint32_t)i);
+}
+
+A256 size_t
+seldot256(const float *dot, const float *xx, size_t n, float qq, float rel, float bound,
+          uint32_t *idx)
+{
+	const __m256 vq = _mm256_set1_ps(qq), vr = _mm256_set1_ps(rel), vb = _mm256_set1_ps(bound),
+	             two = _mm256_set1_ps(2), tiny = _mm256_set1_ps(DOT_TINY),
+	             inf = _mm256_set1_ps(INFINITY);
+	size_t k = 0, i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		__m256 t = _mm256_add_ps(vq, _mm256_loadu_ps(xx + i));
+		__m256 a = _mm256_fnmadd_ps(two, _mm256_loadu_ps(dot + i), t);
+		__m256 lo = _mm256_sub_ps(_mm256_fnmadd_ps(vr, t, a), tiny);
+		__m256 out = _mm256_and_ps(_mm256_cmp_ps(lo, vb, _CMP_GT_OQ),
+		                           _mm256_cmp_ps(t, inf, _CMP_LT_OQ));
+		unsigned m = ~(unsigned)_mm256_movemask_ps(out) & 0xffu;
+		for (; m; m &= m - 1)
+			idx[k++] = (uint32_t)(i + (size_t)__builtin_ctz(m));
+	}
+	return k + seldot_c(dot + i, xx + i, n - i, qq, rel, bound, idx + k, (uint32_t)i);
 }
 
 #endif /* DIST_X86 */
@@ -698,6 +814,68 @@ dist_run(int metric, const float *q, size_t nq, const float *x, const uint32_t *
 			c_run(metric, &j, qs);
 			break;
 		}
+	}
+}
+
+size_t
+dist_select(const float *d, size_t n, int neg, float bound, uint32_t *idx)
+{
+	size_t k = 0;
+
+	switch (isa_get()) {
+#if DIST_X86
+	case ISA_AVX512:
+		return sel512(d, n, neg, bound, idx);
+	case ISA_AVX2:
+		return sel256(d, n, neg, bound, idx);
+#endif
+	default:
+		/* -d <= bound is d >= -bound, exactly: negation is exact */
+		for (size_t i = 0; i < n; i++)
+			if (neg ? d[i] >= -bound : d[i] <= bound)
+				idx[k++] = (uint32_t)i;
+		return k;
+	}
+}
+
+void
+dist_sqnorms(const float *x, const uint32_t *rows, size_t n, size_t d, float *out)
+{
+	float xx, unused;
+
+	switch (isa_get()) {
+#if DIST_X86
+	case ISA_AVX512:
+		norms512(x, rows, n, d, 0, out);
+		return;
+	case ISA_AVX2:
+		norms256(x, rows, n, d, 0, out);
+		return;
+#endif
+	default:
+		for (size_t i = 0; i < n; i++) {
+			const float *v = x + (rows ? (size_t)rows[i] : i) * d;
+			c_pair(METRIC_COSINE, v, v, d, &unused, &xx);
+			out[i] = xx;
+		}
+	}
+}
+
+size_t
+dist_select_dot(const float *dot, const float *xx, size_t n, float qq, size_t d, float bound,
+                uint32_t *idx)
+{
+	float rel = dot_rel(d);
+
+	switch (isa_get()) {
+#if DIST_X86
+	case ISA_AVX512:
+		return seldot512(dot, xx, n, qq, rel, bound, idx);
+	case ISA_AVX2:
+		return seldot256(dot, xx, n, qq, rel, bound, idx);
+#endif
+	default:
+		return seldot_c(dot, xx, n, qq, rel, bound, idx, 0);
 	}
 }
 

@@ -21,6 +21,11 @@
 #define CHUNK 16384 /* rows a thread takes at a time */
 #define VB 256 /* vectors per kernel call: 128 KiB of 128-d floats, in L2 */
 #define QB 16 /* queries per kernel call */
+/* L2 for at least this many queries at once goes by the dot product (one
+ * fma per element instead of a subtraction and an fma) and recomputes
+ * the few rows it picks exactly (dist_select_dot); fewer queries are
+ * bound by memory, where the direct kernel costs nothing more */
+#define DOT_MIN_NQ 4
 
 /* ---- segments, cached across searches ---- */
 
@@ -442,6 +447,7 @@ struct group {
 	size_t nq;
 	uint32_t *qi; /* the original query numbers */
 	float *q; /* nq * dim */
+	float *qq; /* |q|^2 of each */
 };
 
 struct job {
@@ -449,6 +455,7 @@ struct job {
 	const struct search_req *rq;
 	struct group *groups;
 	size_t ngroups;
+	size_t chunk; /* rows per work item, at most CHUNK */
 	size_t nchunks;
 	size_t *chunk_src, *chunk_from; /* chunk c: source and first row */
 	atomic_size_t next;
@@ -466,6 +473,10 @@ struct worker {
 	uint8_t *mask;
 	uint32_t *rows;
 	float *d; /* QB * VB */
+	uint32_t *sel; /* VB: dist_select's picks */
+	float *xx; /* VB: |x|^2 of a block's rows (the L2 shortcut) */
+	uint32_t *srows; /* VB: the picks' rows */
+	float *ex; /* VB: the picks' exact distances */
 	int rc;
 };
 
@@ -480,6 +491,42 @@ job_fail(struct job *j, int rc, const struct vdb_err *e)
 	pthread_mutex_unlock(&j->lock);
 }
 
+/* scan_dot: the L2 shortcut (DOT_MIN_NQ) for queries q0 .. q0+nq of a
+ * group: dot products for all, exact distances for the rows they pick */
+static int
+scan_dot(struct worker *w, const struct group *g, size_t q0, size_t nq, const struct source *src,
+         size_t from, const uint32_t *rows, size_t n)
+{
+	const struct job *j = w->job;
+	size_t dim = j->set->sc->dim;
+	const float *qv = g->q + q0 * dim;
+
+	if (rows)
+		dist_rows(METRIC_IP, qv, nq, src->vec, rows, n, dim, w->d);
+	else
+		dist_block(METRIC_IP, qv, nq, src->vec + from * dim, n, dim, w->d);
+	for (size_t a = 0; a < nq; a++) {
+		struct qstate *s = &w->qs[g->qi[q0 + a]];
+		size_t nsel = dist_select_dot(w->d + a * n, w->xx, n, g->qq[q0 + a], dim,
+		                              s->bound < j->rbound ? s->bound : j->rbound, w->sel);
+		if (nsel == 0)
+			continue;
+		for (size_t t = 0; t < nsel; t++)
+			w->srows[t] = rows ? rows[w->sel[t]] : (uint32_t)(from + w->sel[t]);
+		dist_rows(METRIC_L2, qv + a * dim, 1, src->vec, w->srows, nsel, dim, w->ex);
+		for (size_t t = 0; t < nsel; t++) {
+			float key = w->ex[t];
+			if (!(key <= s->bound) || !(key <= j->rbound))
+				continue; /* NaN lands here too */
+			struct hit h = {src->b->ids[w->srows[t]], key, (uint32_t)(src - j->set->src),
+			                w->srows[t]};
+			if (qs_push(s, &h) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 /* scan_block: distances of a group's queries to n rows (rows == NULL: the
  * contiguous rows from..from+n), into the heaps */
 static int
@@ -490,9 +537,16 @@ scan_block(struct worker *w, const struct group *g, const struct source *src, si
 	size_t dim = j->set->sc->dim;
 	int metric = j->set->sc->metric;
 
+	if (metric == METRIC_L2 && g->nq >= DOT_MIN_NQ)
+		dist_sqnorms(rows ? src->vec : src->vec + from * dim, rows, n, dim, w->xx);
 	for (size_t q0 = 0; q0 < g->nq; q0 += QB) {
 		size_t nq = g->nq - q0 < QB ? g->nq - q0 : QB;
 		const float *qv = g->q + q0 * dim;
+		if (metric == METRIC_L2 && g->nq >= DOT_MIN_NQ) {
+			if (scan_dot(w, g, q0, nq, src, from, rows, n) < 0)
+				return -1;
+			continue;
+		}
 		if (rows)
 			dist_rows(metric, qv, nq, src->vec, rows, n, dim, w->d);
 		else
@@ -500,10 +554,13 @@ scan_block(struct worker *w, const struct group *g, const struct source *src, si
 		for (size_t a = 0; a < nq; a++) {
 			struct qstate *s = &w->qs[g->qi[q0 + a]];
 			const float *d = w->d + a * n;
-			for (size_t i = 0; i < n; i++) {
+			size_t nsel = dist_select(d, n, j->neg,
+			                          s->bound < j->rbound ? s->bound : j->rbound, w->sel);
+			for (size_t t = 0; t < nsel; t++) {
+				size_t i = w->sel[t];
 				float key = j->neg ? -d[i] : d[i];
-				if (!(key <= s->bound) || !(key <= j->rbound))
-					continue; /* NaN lands here too */
+				if (!(key <= s->bound))
+					continue; /* the heap got better since the selection */
 				size_t r = rows ? rows[i] : from + i;
 				struct hit h = {src->b->ids[r], key, (uint32_t)(src - j->set->src),
 				                (uint32_t)r};
@@ -521,7 +578,7 @@ scan_chunk(struct worker *w, size_t c)
 	struct job *j = w->job;
 	const struct source *src = &j->set->src[j->chunk_src[c]];
 	size_t from = j->chunk_from[c];
-	size_t len = src->b->n - from < CHUNK ? src->b->n - from : CHUNK;
+	size_t len = src->b->n - from < j->chunk ? src->b->n - from : j->chunk;
 	struct vdb_err e;
 	int rc;
 
@@ -586,6 +643,10 @@ worker_free(struct worker *w, const struct search_req *rq)
 	free(w->mask);
 	free(w->rows);
 	free(w->d);
+	free(w->sel);
+	free(w->xx);
+	free(w->srows);
+	free(w->ex);
 }
 
 static int
@@ -601,7 +662,12 @@ worker_init(struct worker *w, struct job *j, struct vdb_err *e)
 	w->mask = malloc(CHUNK);
 	w->rows = malloc(CHUNK * sizeof *w->rows);
 	w->d = malloc(QB * VB * sizeof *w->d);
-	if (!w->qs || !w->f || !w->mask || !w->rows || !w->d)
+	w->sel = malloc(VB * sizeof *w->sel);
+	w->xx = malloc(VB * sizeof *w->xx);
+	w->srows = malloc(VB * sizeof *w->srows);
+	w->ex = malloc(VB * sizeof *w->ex);
+	if (!w->qs || !w->f || !w->mask || !w->rows || !w->d || !w->sel || !w->xx || !w->srows ||
+	    !w->ex)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
 	for (size_t q = 0; q < rq->nq; q++) {
 		w->qs[q].k = rq->k[q];
@@ -651,7 +717,8 @@ make_groups(struct job *j, struct vdb_err *e)
 		g->nq = b - a;
 		g->qi = malloc(g->nq * sizeof *g->qi);
 		g->q = malloc(g->nq * dim * sizeof *g->q);
-		if (g->qi == NULL || g->q == NULL) {
+		g->qq = malloc(g->nq * sizeof *g->qq);
+		if (g->qi == NULL || g->q == NULL || g->qq == NULL) {
 			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
 			break;
 		}
@@ -660,6 +727,7 @@ make_groups(struct job *j, struct vdb_err *e)
 			memcpy(g->q + i * dim, rq->q + (size_t)order[a + i] * dim,
 			       dim * sizeof(float));
 		}
+		dist_sqnorms(g->q, NULL, g->nq, dim, g->qq);
 		a = b;
 	}
 	free(order);
@@ -702,12 +770,15 @@ merge(struct job *j, struct worker *w, int nw, struct hits *out, struct vdb_err 
 			out[q].n = 0;
 			out[q].cap = n;
 			for (int t = 0; t < nw; t++) {
+				if (w[t].qs[q].h.n == 0)
+					continue; /* its v may be NULL, which memcpy must not see */
 				memcpy(out[q].v + out[q].n, w[t].qs[q].h.v,
 				       w[t].qs[q].h.n * sizeof(struct hit));
 				out[q].n += w[t].qs[q].h.n;
 			}
 		}
-		qsort(out[q].v, out[q].n, sizeof(struct hit), cmp_hit);
+		if (out[q].n > 1)
+			qsort(out[q].v, out[q].n, sizeof(struct hit), cmp_hit);
 		if (rq->k[q] && out[q].n > rq->k[q])
 			out[q].n = rq->k[q];
 		if (j->neg)
@@ -733,13 +804,25 @@ search_run(struct search_set *set, const struct search_req *rq, struct hits *out
 	j.rbound = INFINITY;
 	if (rq->has_radius)
 		j.rbound = j.neg ? -rq->radius : rq->radius;
+	/* with threads, at least four work items each where the rows allow,
+	 * so a small collection (or its last chunks) does not leave a thread
+	 * idle; never under 4 * VB rows, where a thread costs more than it
+	 * saves */
+	size_t total = 0;
+	for (size_t s = 0; s < set->nsrc; s++)
+		total += set->src[s].b->n;
+	j.chunk = CHUNK;
+	if (nw > 1) {
+		size_t per = (total / (4 * (size_t)nw) + VB - 1) / VB * VB;
+		j.chunk = per < 4 * VB ? 4 * VB : per < CHUNK ? per : CHUNK;
+	}
 	for (size_t s = 0; s < set->nsrc; s++) {
 		if (set->src[s].vec == NULL) {
 			rc = vdb_err_set(e, VDB_EINTERNAL,
 			                 "search over a set opened without vectors");
 			goto out;
 		}
-		j.nchunks += (set->src[s].b->n + CHUNK - 1) / CHUNK;
+		j.nchunks += (set->src[s].b->n + j.chunk - 1) / j.chunk;
 	}
 	j.chunk_src = malloc((j.nchunks ? j.nchunks : 1) * sizeof(size_t));
 	j.chunk_from = malloc((j.nchunks ? j.nchunks : 1) * sizeof(size_t));
@@ -748,7 +831,7 @@ search_run(struct search_set *set, const struct search_req *rq, struct hits *out
 		goto out;
 	}
 	for (size_t s = 0, c = 0; s < set->nsrc; s++)
-		for (size_t from = 0; from < set->src[s].b->n; from += CHUNK, c++) {
+		for (size_t from = 0; from < set->src[s].b->n; from += j.chunk, c++) {
 			j.chunk_src[c] = s;
 			j.chunk_from[c] = from;
 		}
@@ -790,6 +873,7 @@ out:
 	for (size_t g = 0; g < j.ngroups; g++) {
 		free(j.groups[g].qi);
 		free(j.groups[g].q);
+		free(j.groups[g].qq);
 	}
 	free(j.groups);
 	free(w);

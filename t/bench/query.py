@@ -8,6 +8,7 @@ process start-up; the one-shot command line is timed separately.
 
   query.py BIN ROOT COLLECTION BASE.fvecs QUERIES.fvecs NAME BW_GBS
 """
+import ctypes
 import json
 import os
 import subprocess
@@ -16,6 +17,26 @@ import time
 
 import faiss
 import numpy as np
+
+
+def blas():
+    """the BLAS FAISS's sgemm (batches of 20 queries and more) runs on:
+    Debian's reference libblas3 is several times slower than OpenBLAS
+    (libopenblas0-pthread), so say which one this run had"""
+    for line in open("/proc/self/maps"):
+        f = line.split()
+        if len(f) >= 6 and "blas" in f[5]:
+            return os.path.realpath(f[5])
+    return "none found"
+
+
+def set_threads(n):
+    """FAISS's OpenMP threads, and OpenBLAS's own pool when it is there"""
+    faiss.omp_set_num_threads(n)
+    try:
+        ctypes.CDLL("libblas.so.3").openblas_set_num_threads(n)
+    except (OSError, AttributeError):
+        pass
 
 
 def fvecs(path):
@@ -74,7 +95,7 @@ def main():
     batch_req = request(coll, qs, k)
     single_req = [request(coll, [q], k) for q in qs[:nq_single]]
     for threads in (1, 2):
-        faiss.omp_set_num_threads(threads)
+        set_threads(threads)
         fb = best(lambda: index.search(qs, k), rounds)
         fs = best(lambda: [index.search(qs[i:i + 1], k)
                            for i in range(nq_single)], rounds)
@@ -96,6 +117,7 @@ def main():
                      for i, r in enumerate(res)]) / k
 
     print("== exact search, %s: %d x %d, k=%d ==" % (name, n, d, k))
+    print("FAISS %s, BLAS %s" % (faiss.__version__, blas()))
     print("%-3s %-15s %12s %12s %8s %14s" %
           ("-j", "queries", "vdb q/s", "FAISS q/s", "vdb/FAISS", "vdb/bw-bound"))
     for threads, what, v, f, b in rows:

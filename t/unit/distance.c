@@ -441,3 +441,147 @@ Test(isa, bad_metric_poisons)
 	dist_block(99, q, 1, q, 1, 4, out);
 	cr_assert(isnan(out[0]));
 }
+
+/* ---- dist_select, dist_sqnorms, dist_select_dot ---------------------- */
+
+static float
+rnd_special(void)
+{
+	static const float sp[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1.0f, -1.0f};
+	return rnd() % 8 == 0 ? sp[rnd() % 7] : rnd_float();
+}
+
+static void
+check_select(void)
+{
+	uint32_t idx[80];
+
+	for (size_t n = 0; n <= 70; n++) {
+		float *d = malloc((n ? n : 1) * sizeof(float));
+		cr_assert_not_null(d);
+		for (int round = 0; round < 20; round++) {
+			for (size_t i = 0; i < n; i++)
+				d[i] = rnd_special();
+			float bound = round == 0 ? INFINITY : round == 1 ? -INFINITY : rnd_special();
+			if (isnan(bound))
+				bound = 0.5f;
+			for (int neg = 0; neg <= 1; neg++) {
+				size_t k = dist_select(d, n, neg, bound, idx), want = 0;
+				for (size_t i = 0; i < n; i++) {
+					float key = neg ? -d[i] : d[i];
+					if (key <= bound) {
+						cr_assert_lt(want, k, "n %zu: %zu missing", n, i);
+						cr_assert_eq(idx[want], i, "n %zu neg %d: pick %zu is %u, want %zu",
+						             n, neg, want, idx[want], i);
+						want++;
+					}
+				}
+				cr_assert_eq(k, want, "n %zu neg %d bound %g: %zu picks, want %zu", n, neg,
+				             (double)bound, k, want);
+			}
+		}
+		free(d);
+	}
+}
+
+Test(select, avx512) { use_isa("avx512"); check_select(); }
+Test(select, avx2) { use_isa("avx2"); check_select(); }
+Test(select, c) { use_isa("c"); check_select(); }
+
+static void
+check_sqnorms(void)
+{
+	for (size_t di = 0; di < NDIMS; di++) {
+		size_t d = DIMS[di], n = 37;
+		float *x = rnd_floats(n * d), out[37], out2[37];
+		uint32_t rows[37];
+		for (size_t i = 0; i < n; i++)
+			rows[i] = (uint32_t)(n - 1 - i);
+		dist_sqnorms(x, NULL, n, d, out);
+		dist_sqnorms(x, rows, n, d, out2);
+		for (size_t i = 0; i < n; i++) {
+			double ref = 0;
+			for (size_t k = 0; k < d; k++)
+				ref += (double)x[i * d + k] * x[i * d + k];
+			cr_assert_leq(fabs(out[i] - ref), 1e-5 * ref + 1e-30, "d %zu row %zu: %g, want %g",
+			              d, i, (double)out[i], ref);
+			cr_assert_eq(out2[n - 1 - i], out[i], "d %zu: rows give another norm", d);
+		}
+		free(x);
+	}
+}
+
+Test(sqnorms, avx512) { use_isa("avx512"); check_sqnorms(); }
+Test(sqnorms, avx2) { use_isa("avx2"); check_sqnorms(); }
+Test(sqnorms, c) { use_isa("c"); check_sqnorms(); }
+
+/* dist_select_dot never leaves out a row whose exact L2 distance is at or
+ * under the bound: near-duplicates (where the shortcut's cancellation is
+ * worst), large norms, norms that overflow, NaN; and it still leaves out
+ * most rows of well-spread data */
+static void
+check_select_dot(void)
+{
+	enum { N = 64 };
+	static const float scales[] = {1, 1e-3f, 1e3f, 1e15f, 1e19f, 1e-20f};
+	uint32_t idx[N];
+	float ex[N], dot[N], xx[N], qq;
+
+	for (size_t di = 0; di < NDIMS; di++) {
+		size_t d = DIMS[di], extra = 0, cases = 0;
+		float *q = malloc(d * sizeof(float)), *x = malloc(N * d * sizeof(float));
+		cr_assert(q && x);
+		for (size_t sc = 0; sc < sizeof(scales) / sizeof(scales[0]); sc++) {
+			for (size_t k = 0; k < d; k++)
+				q[k] = rnd_float() * scales[sc];
+			for (size_t i = 0; i < N; i++)
+				for (size_t k = 0; k < d; k++) {
+					float v = rnd_float() * scales[sc];
+					/* a quarter: q itself, nudged by an ulp or a few */
+					if (i % 4 == 0)
+						v = nextafterf(q[k], rnd() % 2 ? INFINITY : -INFINITY);
+					if (i % 4 == 1)
+						v = q[k] * (1 + (float)(rnd() % 8) * 0x1p-20f);
+					x[i * d + k] = v;
+				}
+			if (d > 3)
+				x[5 * d + 2] = NAN;
+			dist_block(METRIC_L2, q, 1, x, N, d, ex);
+			dist_block(METRIC_IP, q, 1, x, N, d, dot);
+			dist_sqnorms(x, NULL, N, d, xx);
+			dist_sqnorms(q, NULL, 1, d, &qq);
+			for (size_t b = 0; b < N; b++) {
+				float bound = ex[b];
+				if (isnan(bound))
+					continue;
+				size_t k = dist_select_dot(dot, xx, N, qq, d, bound, idx), t = 0, in = 0;
+				for (size_t i = 0; i < N; i++) {
+					while (t < k && idx[t] < i)
+						t++;
+					int picked = t < k && idx[t] == i;
+					in += ex[i] <= bound;
+					if (ex[i] <= bound)
+						cr_assert(picked,
+						          "d %zu scale %g: row %zu (L2 %a) left out at bound %a "
+						          "(dot %a, |x|^2 %a, |q|^2 %a)",
+						          d, (double)scales[sc], i, (double)ex[i], (double)bound,
+						          (double)dot[i], (double)xx[i], (double)qq);
+				}
+				if (sc == 0 && b % 4 >= 2) { /* spread rows, ordinary norms */
+					extra += k - in;
+					cases++;
+				}
+			}
+		}
+		/* the allowance for rounding rarely lets in a row that the exact
+		 * distance then turns away */
+		cr_assert_leq(extra, cases * N / 20, "d %zu: %zu rows picked needlessly of %zu", d,
+		              extra, cases * N);
+		free(q);
+		free(x);
+	}
+}
+
+Test(select_dot, avx512) { use_isa("avx512"); check_select_dot(); }
+Test(select_dot, avx2) { use_isa("avx2"); check_select_dot(); }
+Test(select_dot, c) { use_isa("c"); check_select_dot(); }
