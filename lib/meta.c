@@ -7,9 +7,24 @@
 #include <string.h>
 #include <time.h>
 
+/* Prepared statements are kept for the life of the connection: a
+ * long-lived reader (vdb-query serve) takes a snapshot per request, and
+ * preparing its handful of statements anew each time cost more than a
+ * small search.  Keyed by the SQL text; one in use is not handed out
+ * again (a second user gets a statement of its own, finalized after). */
+#define STMT_CACHE 32
+
+struct stmt_slot {
+	const char *sql;
+	sqlite3_stmt *st;
+	int busy;
+};
+
 struct meta {
 	sqlite3 *db;
 	char *path;
+	struct stmt_slot stmts[STMT_CACHE];
+	int nstmts;
 };
 
 /* Each entry migrates user_version i to i+1; append, never edit. */
@@ -85,9 +100,40 @@ exec(struct meta *m, const char *sql, struct vdb_err *e)
 static int
 prep(struct meta *m, const char *sql, sqlite3_stmt **st, struct vdb_err *e)
 {
+	struct stmt_slot *c = NULL;
+
+	for (int i = 0; i < m->nstmts; i++)
+		if (strcmp(m->stmts[i].sql, sql) == 0) {
+			c = &m->stmts[i];
+			if (!c->busy) {
+				c->busy = 1;
+				*st = c->st;
+				return VDB_OK;
+			}
+			break;
+		}
 	if (sqlite3_prepare_v2(m->db, sql, -1, st, NULL) != SQLITE_OK)
 		return dberr(m, e, "prepare");
+	if (c == NULL && m->nstmts < STMT_CACHE) {
+		/* sqlite3_sql: the statement's own copy of the text */
+		m->stmts[m->nstmts++] = (struct stmt_slot){sqlite3_sql(*st), *st, 1};
+	}
 	return VDB_OK;
+}
+
+/* unprep: done with a statement from prep: a kept one is reset for the
+ * next user (which also ends its read of the database), others finalized */
+static void
+unprep(struct meta *m, sqlite3_stmt *st)
+{
+	for (int i = 0; i < m->nstmts; i++)
+		if (m->stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			m->stmts[i].busy = 0;
+			return;
+		}
+	sqlite3_finalize(st);
 }
 
 /* grow: room for one more element in a malloc'd array of *cap */
@@ -126,7 +172,7 @@ pragma_int(struct meta *m, const char *sql, int *v, struct vdb_err *e)
 	} else {
 		*v = sqlite3_column_int(st, 0);
 	}
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rc;
 }
 
@@ -212,6 +258,8 @@ meta_close(struct meta *m)
 {
 	if (m == NULL)
 		return;
+	for (int i = 0; i < m->nstmts; i++)
+		sqlite3_finalize(m->stmts[i].st);
 	sqlite3_close(m->db);
 	free(m->path);
 	free(m);
@@ -251,7 +299,7 @@ meta_collection_create(struct meta *m, struct schema *s, struct vdb_err *e)
 			rc = dberr(m, e, "create collection");
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	unprep(m, st);
 	st = NULL;
 	s->id = sqlite3_last_insert_rowid(m->db);
 	if ((rc = prep(m, "INSERT INTO fields VALUES (?, ?, ?, ?, ?)", &st, e)) != VDB_OK)
@@ -268,7 +316,7 @@ meta_collection_create(struct meta *m, struct schema *s, struct vdb_err *e)
 			goto fail;
 		}
 	}
-	sqlite3_finalize(st);
+	unprep(m, st);
 	st = NULL;
 	if ((rc = prep(m,
 	               "INSERT INTO partitions (collection_id, name, created) "
@@ -281,7 +329,7 @@ meta_collection_create(struct meta *m, struct schema *s, struct vdb_err *e)
 		rc = dberr(m, e, "create partition");
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	unprep(m, st);
 	st = NULL;
 	if ((rc = prep(m, "INSERT INTO streams (collection_id) VALUES (?)", &st, e)) != VDB_OK)
 		goto fail;
@@ -290,10 +338,10 @@ meta_collection_create(struct meta *m, struct schema *s, struct vdb_err *e)
 		rc = dberr(m, e, "create stream");
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return exec(m, "COMMIT", e) == VDB_OK ? VDB_OK : rollback(m, e->rc);
 fail:
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rollback(m, rc);
 }
 
@@ -322,7 +370,7 @@ load_fields(struct meta *m, struct schema *s, struct vdb_err *e)
 	}
 	if (r != SQLITE_ROW && r != SQLITE_DONE)
 		rc = dberr(m, e, "read fields");
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rc;
 }
 
@@ -364,7 +412,7 @@ collection_get(struct meta *m, const char *name, int64_t id, struct schema *s, s
 	} else {
 		rc = dberr(m, e, "read collection");
 	}
-	sqlite3_finalize(st);
+	unprep(m, st);
 	if (rc == VDB_OK)
 		rc = load_fields(m, s, e);
 	return rc;
@@ -402,7 +450,7 @@ meta_collection_list(struct meta *m, struct schema **out, size_t *n, struct vdb_
 	if (r != SQLITE_DONE)
 		rc = dberr(m, e, "list collections");
 out:
-	sqlite3_finalize(st);
+	unprep(m, st);
 	for (size_t i = 0; rc == VDB_OK && i < len; i++)
 		rc = load_fields(m, &v[i], e);
 	if (rc != VDB_OK) {
@@ -436,7 +484,7 @@ collect_objects(struct meta *m, const char *sql, int64_t a, char (**out)[65], si
 	}
 	if (rc == VDB_OK && r != SQLITE_DONE)
 		rc = dberr(m, e, "list objects");
-	sqlite3_finalize(st);
+	unprep(m, st);
 	if (rc != VDB_OK) {
 		free(v);
 		return rc;
@@ -450,7 +498,7 @@ static int
 step_done(struct meta *m, sqlite3_stmt *st, const char *what, struct vdb_err *e)
 {
 	int rc = sqlite3_step(st) == SQLITE_DONE ? VDB_OK : dberr(m, e, what);
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rc;
 }
 
@@ -532,7 +580,7 @@ meta_partition_get(struct meta *m, int64_t cid, const char *name, int64_t *pid, 
 		rc = vdb_err_set(e, VDB_ENOENT, "no such partition: '%.300s'", name);
 	else
 		rc = dberr(m, e, "read partition");
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rc;
 }
 
@@ -560,7 +608,7 @@ meta_partition_list(struct meta *m, int64_t cid, struct part_info **out, size_t 
 	}
 	if (rc == VDB_OK && r != SQLITE_DONE)
 		rc = dberr(m, e, "list partitions");
-	sqlite3_finalize(st);
+	unprep(m, st);
 	if (rc != VDB_OK) {
 		free(v);
 		return rc;
@@ -584,7 +632,7 @@ meta_partition_exists(struct meta *m, int64_t pid, int *exists, struct vdb_err *
 		*exists = r == SQLITE_ROW;
 	else
 		rc = dberr(m, e, "read partition");
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rc;
 }
 
@@ -620,7 +668,7 @@ meta_ts_last(struct meta *m, uint64_t *ts, struct vdb_err *e)
 		rc = dberr(m, e, "read tso");
 	else
 		*ts = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rc;
 }
 
@@ -641,7 +689,7 @@ meta_ts_alloc(struct meta *m, uint64_t *ts, struct vdb_err *e)
 		goto fail;
 	}
 	last = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	unprep(m, st);
 	st = NULL;
 	clock_gettime(CLOCK_REALTIME, &now);
 	phys = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
@@ -662,7 +710,7 @@ meta_ts_alloc(struct meta *m, uint64_t *ts, struct vdb_err *e)
 	*ts = next;
 	return VDB_OK;
 fail:
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rollback(m, rc);
 }
 
@@ -688,7 +736,7 @@ meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first, struc
 	} else {
 		*first = sqlite3_column_int64(st, 0) - (int64_t)n;
 	}
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rc;
 }
 
@@ -730,7 +778,7 @@ meta_segments(struct meta *m, int64_t cid, struct seg_info **out, size_t *n, str
 	}
 	if (rc == VDB_OK && r != SQLITE_DONE)
 		rc = dberr(m, e, "list segments");
-	sqlite3_finalize(st);
+	unprep(m, st);
 	if (rc != VDB_OK) {
 		free(v);
 		return rc;
@@ -757,7 +805,7 @@ meta_stream_sealed(struct meta *m, int64_t cid, uint32_t *sealed_seq, struct vdb
 		rc = vdb_err_set(e, VDB_ENOENT, "no stream for collection %lld", (long long)cid);
 	else
 		rc = dberr(m, e, "read stream");
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rc;
 }
 
@@ -815,7 +863,7 @@ meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n, u
 		segs[i].collection_id = cid;
 		segs[i].created = now;
 	}
-	sqlite3_finalize(st);
+	unprep(m, st);
 	st = NULL;
 	if (sealed_seq != 0) {
 		if ((rc = prep(m,
@@ -835,7 +883,7 @@ meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n, u
 		goto fail;
 	return VDB_OK;
 fail:
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rollback(m, rc);
 }
 
@@ -853,7 +901,7 @@ meta_object_known(struct meta *m, const char *key, int *known, struct vdb_err *e
 		*known = r == SQLITE_ROW;
 	else
 		rc = dberr(m, e, "look up object");
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rc;
 }
 
@@ -873,6 +921,6 @@ meta_integrity(struct meta *m, char **report, struct vdb_err *e)
 	} else {
 		rc = dberr(m, e, "integrity_check");
 	}
-	sqlite3_finalize(st);
+	unprep(m, st);
 	return rc;
 }
