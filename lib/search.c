@@ -629,6 +629,106 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* The helper threads of search_run live as long as the process: a server
+ * searches small collections many times a second, and starting threads
+ * for each search cost as much as the threads saved.  One search at a
+ * time uses them; a search that finds them busy (another thread of the
+ * caller's is searching) starts threads of its own. */
+#define POOL_MAX 256
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t go, done;
+	int nthreads;      /* started so far */
+	int busy;          /* a search_run holds the pool */
+	uint64_t gen;      /* bumped per search */
+	struct worker *w;  /* w[1 .. nw) are the pool's to run */
+	int nw;
+	int pending;       /* of those, not finished yet */
+	uint64_t born[POOL_MAX]; /* gen when thread i was started */
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
+          .go = PTHREAD_COND_INITIALIZER,
+          .done = PTHREAD_COND_INITIALIZER};
+
+static void *
+pool_main(void *arg)
+{
+	int me = (int)(intptr_t)arg; /* runs w[me] of each search with nw > me */
+	uint64_t seen;
+
+	pthread_mutex_lock(&pool.mu);
+	/* not pool.gen now: the search it was started for may have begun */
+	seen = pool.born[me];
+	for (;;) {
+		while (pool.gen == seen)
+			pthread_cond_wait(&pool.go, &pool.mu);
+		seen = pool.gen;
+		if (me >= pool.nw)
+			continue;
+		struct worker *w = &pool.w[me];
+		pthread_mutex_unlock(&pool.mu);
+		worker_main(w);
+		pthread_mutex_lock(&pool.mu);
+		if (--pool.pending == 0)
+			pthread_cond_signal(&pool.done);
+	}
+	return NULL;
+}
+
+/* pool_take: the pool, grown to nw - 1 threads, or 0 if another search
+ * has it or no thread at all could be started */
+static int
+pool_take(int nw)
+{
+	pthread_mutex_lock(&pool.mu);
+	if (pool.busy) {
+		pthread_mutex_unlock(&pool.mu);
+		return 0;
+	}
+	while (pool.nthreads < nw - 1 && pool.nthreads + 1 < POOL_MAX) {
+		pthread_t t;
+		pthread_attr_t a;
+		int ok;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		pool.born[pool.nthreads + 1] = pool.gen;
+		/* numbered from 1: w[0] is the caller's */
+		ok = pthread_create(&t, &a, pool_main, (void *)(intptr_t)(pool.nthreads + 1)) == 0;
+		pthread_attr_destroy(&a);
+		if (!ok)
+			break;
+		pool.nthreads++;
+	}
+	if (pool.nthreads == 0) {
+		pthread_mutex_unlock(&pool.mu);
+		return 0;
+	}
+	pool.busy = 1;
+	pthread_mutex_unlock(&pool.mu);
+	return 1;
+}
+
+/* pool_run: w[1 .. nw) on the pool's threads (as many as it has), w[0] on
+ * the caller's; returns when all are done */
+static void
+pool_run(struct worker *w, int nw)
+{
+	pthread_mutex_lock(&pool.mu);
+	pool.w = w;
+	pool.nw = nw < pool.nthreads + 1 ? nw : pool.nthreads + 1;
+	pool.pending = pool.nw - 1;
+	pool.gen++;
+	pthread_cond_broadcast(&pool.go);
+	pthread_mutex_unlock(&pool.mu);
+	worker_main(&w[0]);
+	pthread_mutex_lock(&pool.mu);
+	while (pool.pending > 0)
+		pthread_cond_wait(&pool.done, &pool.mu);
+	pool.w = NULL;
+	pool.busy = 0;
+	pthread_mutex_unlock(&pool.mu);
+}
+
 static void
 worker_free(struct worker *w, const struct search_req *rq)
 {
@@ -851,13 +951,20 @@ search_run(struct search_set *set, const struct search_req *rq, struct hits *out
 			goto out;
 		}
 	}
-	/* the calling thread is worker 0 */
-	for (started = 1; started < nw; started++)
-		if (pthread_create(&tid[started], NULL, worker_main, &w[started]) != 0)
-			break; /* fewer threads: the others take up the chunks */
-	worker_main(&w[0]);
-	for (int t = 1; t < started; t++)
-		pthread_join(tid[t], NULL);
+	/* the calling thread is worker 0; fewer threads than nw (the pool's
+	 * or ours could not all start) take up the chunks between them */
+	if (nw == 1) {
+		worker_main(&w[0]);
+	} else if (nw <= POOL_MAX && pool_take(nw)) {
+		pool_run(w, nw);
+	} else {
+		for (started = 1; started < nw; started++)
+			if (pthread_create(&tid[started], NULL, worker_main, &w[started]) != 0)
+				break;
+		worker_main(&w[0]);
+		for (int t = 1; t < started; t++)
+			pthread_join(tid[t], NULL);
+	}
 	if ((rc = atomic_load(&j.failed)) != 0) {
 		*e = j.err;
 		goto out;

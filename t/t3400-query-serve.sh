@@ -71,4 +71,18 @@ test_expect "a session sees data ingested between its requests" \
 	 echo '{\"id\":3,\"vector\":[5,5],\"year\":1,\"tag\":\"z\"}' | vdb-ingest c >/dev/null &&
 	 echo '{\"op\":\"count\",\"collection\":\"c\"}' >&4 && exec 4>&- && wait &&
 	 printf '%s\n' '{\"id\":null,\"count\":2}' '{\"id\":null,\"count\":3}' | cmp - '$TMP/o'"
+# a server's threads live from one search to the next: many searches,
+# single and batched, with -j 2 and -j 3 answer exactly as with one thread
+t_threads() {
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		sed -n "$(((i - 1) % 5 + 1))p" "$TMP/vecs" | sed 's/.*/{"id":'$i',"op":"search","collection":"sift","k":20,"vector":&}/'
+		printf '{"id":"b%d","op":"search","collection":"sift","k":5,"vectors":[%s]}\n' $i "$(paste -sd, "$TMP/vecs")"
+		printf '{"id":"c%d","op":"count","collection":"sift","filter":"id < %d"}\n' $i $((i * 1000))
+	done >"$TMP/rq"
+	vdb-query -j 1 serve <"$TMP/rq" >"$TMP/o1" &&
+		vdb-query -j 2 serve <"$TMP/rq" >"$TMP/o2" &&
+		vdb-query -j 3 serve <"$TMP/rq" >"$TMP/o3" &&
+		[ "$(grep -c '"hits":\[{' "$TMP/o1")" -eq 20 ] && [ "$(grep -c '"count":' "$TMP/o1")" -eq 10 ] && cmp "$TMP/o1" "$TMP/o2" && cmp "$TMP/o1" "$TMP/o3"
+}
+test_expect "serve -j 2 and -j 3 answer 30 requests as -j 1 does" t_threads
 test_done
