@@ -735,6 +735,10 @@ meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first, struc
 		rc = dberr(m, e, "allocate ids");
 	} else {
 		*first = sqlite3_column_int64(st, 0) - (int64_t)n;
+		/* the statement's own transaction commits as it finishes: ids
+		 * are handed out only once that is known to have worked */
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = dberr(m, e, "allocate ids");
 	}
 	unprep(m, st);
 	return rc;

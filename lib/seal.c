@@ -129,7 +129,11 @@ int
 seal_collection(struct root *r, const struct schema *sc, struct logstream *ls, uint64_t max_rows,
                 struct seal_result *res, struct vdb_err *e)
 {
-	struct sealer sl = {.r = r, .sc = sc, .max_rows = max_rows, .res = res};
+	/* searches number a segment's rows in 32 bits */
+	struct sealer sl = {.r = r,
+	                    .sc = sc,
+	                    .max_rows = max_rows && max_rows < SEG_MAX_ROWS ? max_rows : SEG_MAX_ROWS,
+	                    .res = res};
 	uint32_t sealed, last = 0, *seqs = NULL;
 	size_t nseq = 0;
 	char *lockpath;

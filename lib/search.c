@@ -171,6 +171,16 @@ cache_get(struct seg_cache *cache, struct root *r, const struct schema *sc, cons
 	return VDB_OK;
 }
 
+/* cache_keep: a segment the snapshot has but this search skips (another
+ * partition) stays cached for the next search that wants it */
+static void
+cache_keep(struct seg_cache *cache, const char *key)
+{
+	for (size_t i = 0; i < cache->n; i++)
+		if (strcmp(cache->v[i]->key, key) == 0)
+			cache->v[i]->used = 1;
+}
+
 /* cache_trim: drop what the latest snapshot did not use (compacted or
  * dropped segments), so a long-lived server does not keep them mapped */
 static void
@@ -304,10 +314,17 @@ search_open(struct root *r, const struct schema *sc, uint64_t ts, int64_t partit
 	}
 	for (size_t i = 0; i < set->snap.nsegs; i++) {
 		struct cache_ent *c = NULL;
-		if (partition >= 0 && set->snap.segs[i].partition_id != partition)
+		if (partition >= 0 && set->snap.segs[i].partition_id != partition) {
+			cache_keep(cache, set->snap.segs[i].object);
 			continue;
+		}
 		if ((rc = cache_get(cache, r, sc, set->snap.segs[i].object, vectors, &c, e)))
 			goto out;
+		if (c->b.n > SEG_MAX_ROWS) { /* not one vdb wrote: rows are 32-bit here */
+			rc = vdb_err_set(e, VDB_EINPUT, "object %s: %zu rows, more than %llu",
+			                 c->key, (size_t)c->b.n, SEG_MAX_ROWS);
+			goto out;
+		}
 		if ((rc = add_source(set, &cap, c->seg.vectors, &c->b, NULL, e)) != VDB_OK)
 			goto out;
 	}
@@ -410,9 +427,13 @@ struct qstate {
 	float bound; /* a hit's key must be <= this to be looked at */
 };
 
+/* qs_push: -1 out of memory, -2 a radius search without k past
+ * SEARCH_MAX_HITS */
 static int
 qs_push(struct qstate *s, const struct hit *x)
 {
+	if (s->k == 0 && s->h.n >= SEARCH_MAX_HITS)
+		return -2;
 	if (s->k == 0 || s->h.n < s->k) {
 		if (s->h.n == s->h.cap) {
 			size_t nc = s->h.cap ? s->h.cap * 2 : 64;
@@ -500,6 +521,7 @@ scan_dot(struct worker *w, const struct group *g, size_t q0, size_t nq, const st
 	const struct job *j = w->job;
 	size_t dim = j->set->sc->dim;
 	const float *qv = g->q + q0 * dim;
+	int rc;
 
 	if (rows)
 		dist_rows(METRIC_IP, qv, nq, src->vec, rows, n, dim, w->d);
@@ -520,8 +542,8 @@ scan_dot(struct worker *w, const struct group *g, size_t q0, size_t nq, const st
 				continue; /* NaN lands here too */
 			struct hit h = {src->b->ids[w->srows[t]], key, (uint32_t)(src - j->set->src),
 			                w->srows[t]};
-			if (qs_push(s, &h) < 0)
-				return -1;
+			if ((rc = qs_push(s, &h)) < 0)
+				return rc;
 		}
 	}
 	return 0;
@@ -536,6 +558,7 @@ scan_block(struct worker *w, const struct group *g, const struct source *src, si
 	const struct job *j = w->job;
 	size_t dim = j->set->sc->dim;
 	int metric = j->set->sc->metric;
+	int rc;
 
 	if (metric == METRIC_L2 && g->nq >= DOT_MIN_NQ)
 		dist_sqnorms(rows ? src->vec : src->vec + from * dim, rows, n, dim, w->xx);
@@ -543,8 +566,8 @@ scan_block(struct worker *w, const struct group *g, const struct source *src, si
 		size_t nq = g->nq - q0 < QB ? g->nq - q0 : QB;
 		const float *qv = g->q + q0 * dim;
 		if (metric == METRIC_L2 && g->nq >= DOT_MIN_NQ) {
-			if (scan_dot(w, g, q0, nq, src, from, rows, n) < 0)
-				return -1;
+			if ((rc = scan_dot(w, g, q0, nq, src, from, rows, n)) < 0)
+				return rc;
 			continue;
 		}
 		if (rows)
@@ -564,8 +587,8 @@ scan_block(struct worker *w, const struct group *g, const struct source *src, si
 				size_t r = rows ? rows[i] : from + i;
 				struct hit h = {src->b->ids[r], key, (uint32_t)(src - j->set->src),
 				                (uint32_t)r};
-				if (qs_push(s, &h) < 0)
-					return -1;
+				if ((rc = qs_push(s, &h)) < 0)
+					return rc;
 			}
 		}
 	}
@@ -580,7 +603,7 @@ scan_chunk(struct worker *w, size_t c)
 	size_t from = j->chunk_from[c];
 	size_t len = src->b->n - from < j->chunk ? src->b->n - from : j->chunk;
 	struct vdb_err e;
-	int rc;
+	int rc, r = 0;
 
 	for (size_t gi = 0; gi < j->ngroups; gi++) {
 		const struct group *g = &j->groups[gi];
@@ -595,22 +618,26 @@ scan_chunk(struct worker *w, size_t c)
 			if (w->mask[i])
 				w->rows[nm++] = (uint32_t)(from + i);
 		if (nm == len) {
-			for (size_t b = 0; b < len; b += VB)
-				if (scan_block(w, g, src, from + b, NULL,
-				               len - b < VB ? len - b : VB))
-					goto oom;
+			for (size_t b = 0; b < len && r == 0; b += VB)
+				r = scan_block(w, g, src, from + b, NULL, len - b < VB ? len - b : VB);
 		} else {
-			for (size_t b = 0; b < nm; b += VB)
-				if (scan_block(w, g, src, 0, w->rows + b,
-				               nm - b < VB ? nm - b : VB))
-					goto oom;
+			for (size_t b = 0; b < nm && r == 0; b += VB)
+				r = scan_block(w, g, src, 0, w->rows + b, nm - b < VB ? nm - b : VB);
+		}
+		if (r == -2) {
+			vdb_err_set(&e, VDB_EINPUT,
+			            "more than %d hits within the radius for one query; give k",
+			            SEARCH_MAX_HITS);
+			job_fail(j, VDB_EINPUT, &e);
+			return -1;
+		}
+		if (r < 0) {
+			vdb_err_set(&e, VDB_ETEMP, "out of memory");
+			job_fail(j, VDB_ETEMP, &e);
+			return -1;
 		}
 	}
 	return 0;
-oom:
-	vdb_err_set(&e, VDB_ETEMP, "out of memory");
-	job_fail(j, VDB_ETEMP, &e);
-	return -1;
 }
 
 static void *
@@ -870,17 +897,29 @@ merge(struct job *j, struct worker *w, int nw, struct hits *out, struct vdb_err 
 			out[q].n = 0;
 			out[q].cap = n;
 			for (int t = 0; t < nw; t++) {
-				if (w[t].qs[q].h.n == 0)
-					continue; /* its v may be NULL, which memcpy must not see */
-				memcpy(out[q].v + out[q].n, w[t].qs[q].h.v,
-				       w[t].qs[q].h.n * sizeof(struct hit));
+				if (w[t].qs[q].h.n > 0) /* else v may be NULL: not for memcpy */
+					memcpy(out[q].v + out[q].n, w[t].qs[q].h.v,
+					       w[t].qs[q].h.n * sizeof(struct hit));
 				out[q].n += w[t].qs[q].h.n;
+				/* each thread's heap goes as soon as it is copied:
+				 * threads x queries x k hits would otherwise peak */
+				hits_free(&w[t].qs[q].h);
 			}
 		}
 		if (out[q].n > 1)
 			qsort(out[q].v, out[q].n, sizeof(struct hit), cmp_hit);
-		if (rq->k[q] && out[q].n > rq->k[q])
+		if (rq->k[q] && out[q].n > rq->k[q]) {
+			struct hit *nv = realloc(out[q].v, rq->k[q] * sizeof(struct hit));
 			out[q].n = rq->k[q];
+			if (nv != NULL) {
+				out[q].v = nv;
+				out[q].cap = rq->k[q];
+			}
+		}
+		if (rq->k[q] == 0 && out[q].n > SEARCH_MAX_HITS)
+			return vdb_err_set(e, VDB_EINPUT,
+			                   "more than %d hits within the radius for one query; give k",
+			                   SEARCH_MAX_HITS);
 		if (j->neg)
 			for (size_t i = 0; i < out[q].n; i++)
 				out[q].v[i].dist = -out[q].v[i].dist;

@@ -15,6 +15,9 @@
 #include "segment.h"
 
 #define SEARCH_MAX_K 16384
+/* a radius search without k fails past this many hits for one query,
+ * rather than take memory without bound */
+#define SEARCH_MAX_HITS (1 << 20)
 
 /* one hit: dist as the metric reports it (L2: squared distance; IP and
  * cosine: similarity, higher is closer); src and row find the row's fields

@@ -17,6 +17,8 @@
 #define SEG_TRAILER 56
 #define SEG_ALIGN 64
 #define SEG_PIECE (8u << 20) /* the vector block is hashed in pieces of this */
+/* rows in one segment that vdb writes: search numbers them in 32 bits */
+#define SEG_MAX_ROWS 0xffffffffull
 
 enum seg_ctype { SC_VECTOR = 0, SC_INT64 = 1, SC_DOUBLE = 2, SC_BOOL = 3, SC_STRING = 4 };
 enum seg_enc { SE_RAW = 0, SE_ZSTD = 1 };

@@ -102,4 +102,14 @@ expect_fail "a flipped footer byte: corrupt" 100 "vdb-query: fatal: .*object $ob
 	vdb-query --count c
 cp "$TMP/orig" "$path"
 test_expect "the restored object answers again" "[ \"\$(vdb-query --count c)\" = 2 ]"
+
+# a radius search without -k stops past 1048576 hits for one query
+vdb-meta create wide --dim 1 && vdb-gen -f fvecs -n 1048577 -d 1 >"$TMP/wide.fvecs" &&
+	vdb-ingest -q wide "$TMP/wide.fvecs" >/dev/null || echo "# wide not set up"
+expect_fail "a radius search past 1048576 hits for one query" 100 \
+	"^vdb-query: fatal: more than 1048576 hits within the radius for one query; give k$" \
+	sh -c 'echo "{\"vector\":[0]}" | vdb-query --radius 1e30 wide'
+test_expect "... with -k it answers" \
+	"echo '{\"vector\":[0]}' | vdb-query --radius 1e30 -k 3 wide | grep -q '\"hits\":\[{.*},{.*},{.*}\]'"
+rm -f "$TMP/wide.fvecs"
 test_done

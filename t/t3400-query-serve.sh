@@ -85,4 +85,29 @@ t_threads() {
 		[ "$(grep -c '"hits":\[{' "$TMP/o1")" -eq 20 ] && [ "$(grep -c '"count":' "$TMP/o1")" -eq 10 ] && cmp "$TMP/o1" "$TMP/o2" && cmp "$TMP/o1" "$TMP/o3"
 }
 test_expect "serve -j 2 and -j 3 answer 30 requests as -j 1 does" t_threads
+
+# one request's bounds: vectors, vectors x k, the response's size
+t_bounds() {
+	v=$(head -1 "$TMP/vecs")
+	{
+		printf '{"id":1,"op":"search","collection":"sift","vectors":['
+		i=0
+		while [ $i -lt 16384 ]; do printf '[0],'; i=$((i + 1)); done
+		printf '[0]]}\n'
+		printf '{"id":2,"op":"search","collection":"sift","k":300,"vectors":['
+		i=0
+		while [ $i -lt 14000 ]; do printf '[0],'; i=$((i + 1)); done
+		printf '[0]]}\n'
+		printf '{"id":3,"op":"search","collection":"sift","k":16384,"vectors":['
+		i=0
+		while [ $i -lt 255 ]; do printf '%s,' "$v"; i=$((i + 1)); done
+		printf '%s]}\n' "$v"
+		echo '{"id":4,"op":"ping"}'
+	} | vdb-query serve >"$TMP/o" &&
+		printf '%s\n' '{"id":1,"error":{"code":"input","message":"more than 16384 vectors in one request"}}' \
+			'{"id":2,"error":{"code":"input","message":"14001 vectors x k 300: more than 4194304 hits in one request"}}' \
+			'{"id":3,"error":{"code":"input","message":"response longer than 67108864 bytes: ask for fewer vectors or a smaller k"}}' \
+			'{"id":4,"ok":true}' | cmp - "$TMP/o"
+}
+test_expect "a request past a bound gets an input error, and the session goes on" t_bounds
 test_done

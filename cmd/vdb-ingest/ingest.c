@@ -186,6 +186,8 @@ bulk_rows(const struct ingest *g)
 
 	if (g->seg_rows && g->seg_rows < rows)
 		rows = g->seg_rows;
+	if (rows > SEG_MAX_ROWS)
+		rows = SEG_MAX_ROWS; /* searches number a segment's rows in 32 bits */
 	return rows ? rows : 1;
 }
 

@@ -15,6 +15,9 @@
 
 #define QUERY_MAX_LINE (64u << 20) /* formats/wire.md: a request line */
 #define QUERY_BATCH 1024 /* queries searched together */
+/* serve: one request's bounds (formats/wire.md) */
+#define SERVE_MAX_QUERIES 16384
+#define SERVE_MAX_HITS (1 << 22)
 
 enum { OUT_JSONL, OUT_TSV, OUT_IVECS };
 

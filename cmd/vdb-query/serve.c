@@ -237,6 +237,15 @@ handle(struct server *s, json_t *req, struct vdb_err *e)
 		if (!json_is_array(v) || json_array_size(v) == 0)
 			return vdb_err_set(e, VDB_EINPUT,
 			                   "\"vectors\" must be an array of vectors");
+		/* bounds on one request's memory: its heaps hold up to
+		 * vectors x k hits */
+		if (json_array_size(v) > SERVE_MAX_QUERIES)
+			return vdb_err_set(e, VDB_EINPUT, "more than %d vectors in one request",
+			                   SERVE_MAX_QUERIES);
+		if (json_array_size(v) * (size_t)(k > 0 ? k : 10) > SERVE_MAX_HITS)
+			return vdb_err_set(e, VDB_EINPUT,
+			                   "%zu vectors x k %ld: more than %d hits in one request",
+			                   json_array_size(v), k > 0 ? k : 10L, SERVE_MAX_HITS);
 		json_array_foreach (v, i, x) {
 			if ((rc = add_vector(s, &o, x, k, e)) != VDB_OK) {
 				vdb_err_prefix(e, "query %zu: ", i);
@@ -284,6 +293,10 @@ respond(struct server *s, const char *line, size_t len)
 		rc = handle(s, req, &e);
 	if (rc == VDB_OK && s->out.oom)
 		rc = vdb_err_set(&e, VDB_ETEMP, "out of memory");
+	if (rc == VDB_OK && s->out.n > QUERY_MAX_LINE)
+		rc = vdb_err_set(&e, VDB_EINPUT,
+		                 "response longer than %u bytes: ask for fewer vectors or a smaller k",
+		                 QUERY_MAX_LINE);
 	if (rc != VDB_OK) {
 		s->out.n = head;
 		s->out.oom = 0;
@@ -390,6 +403,9 @@ serve(const char *rootpath, int threads)
 			status = EXIT_TEMP;
 			break;
 		}
+		/* one big answer does not pin its memory for the session */
+		if (s.out.cap > (8u << 20))
+			sb_free(&s.out);
 	}
 	free(buf);
 	sb_free(&s.out);
