@@ -229,12 +229,12 @@ red16(const __m512 *a)
 	for (i = 0; i < 8; i++)
 		b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
 		                     _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
-	/* c: 128-bit block m holds accumulator 4i + m, 4 lanes */
+		/* c: 128-bit block m holds accumulator 4i + m, 4 lanes */
 #pragma GCC unroll 4
 	for (i = 0; i < 4; i++)
 		c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
 		                     _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
-	/* e: block m holds 2 lanes of 8i + m, 2 lanes of 8i + 4 + m */
+		/* e: block m holds 2 lanes of 8i + m, 2 lanes of 8i + 4 + m */
 #pragma GCC unroll 2
 	for (i = 0; i < 2; i++)
 		e[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
@@ -668,8 +668,8 @@ seldot512(const float *dot, const float *xx, size_t n, float qq, float rel, floa
 		__m512 a = _mm512_fnmadd_ps(two, _mm512_loadu_ps(dot + i), t);
 		__m512 lo = _mm512_sub_ps(_mm512_fnmadd_ps(vr, t, a), tiny);
 		/* left out only when surely over the bound with finite norms */
-		unsigned m = (unsigned)(__mmask16)~(_mm512_cmp_ps_mask(lo, vb, _CMP_GT_OQ) &
-		                                    _mm512_cmp_ps_mask(t, inf, _CMP_LT_OQ));
+		unsigned m = (unsigned)(__mmask16) ~(_mm512_cmp_ps_mask(lo, vb, _CMP_GT_OQ) &
+		                                     _mm512_cmp_ps_mask(t, inf, _CMP_LT_OQ));
 		for (; m; m &= m - 1)
 			idx[k++] = (uint32_t)(i + (size_t)__builtin_ctz(m));
 	}

@@ -132,7 +132,8 @@ seal_collection(struct root *r, const struct schema *sc, struct logstream *ls, u
 	/* searches number a segment's rows in 32 bits */
 	struct sealer sl = {.r = r,
 	                    .sc = sc,
-	                    .max_rows = max_rows && max_rows < SEG_MAX_ROWS ? max_rows : SEG_MAX_ROWS,
+	                    .max_rows =
+	                            max_rows && max_rows < SEG_MAX_ROWS ? max_rows : SEG_MAX_ROWS,
 	                    .res = res};
 	uint32_t sealed, last = 0, *seqs = NULL;
 	size_t nseq = 0;

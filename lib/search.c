@@ -540,8 +540,8 @@ scan_dot(struct worker *w, const struct group *g, size_t q0, size_t nq, const st
 			float key = w->ex[t];
 			if (!(key <= s->bound) || !(key <= j->rbound))
 				continue; /* NaN lands here too */
-			struct hit h = {src->b->ids[w->srows[t]], key, (uint32_t)(src - j->set->src),
-			                w->srows[t]};
+			struct hit h = {src->b->ids[w->srows[t]], key,
+			                (uint32_t)(src - j->set->src), w->srows[t]};
 			if ((rc = qs_push(s, &h)) < 0)
 				return rc;
 		}
@@ -577,8 +577,8 @@ scan_block(struct worker *w, const struct group *g, const struct source *src, si
 		for (size_t a = 0; a < nq; a++) {
 			struct qstate *s = &w->qs[g->qi[q0 + a]];
 			const float *d = w->d + a * n;
-			size_t nsel = dist_select(d, n, j->neg,
-			                          s->bound < j->rbound ? s->bound : j->rbound, w->sel);
+			size_t nsel = dist_select(
+			        d, n, j->neg, s->bound < j->rbound ? s->bound : j->rbound, w->sel);
 			for (size_t t = 0; t < nsel; t++) {
 				size_t i = w->sel[t];
 				float key = j->neg ? -d[i] : d[i];
@@ -619,10 +619,12 @@ scan_chunk(struct worker *w, size_t c)
 				w->rows[nm++] = (uint32_t)(from + i);
 		if (nm == len) {
 			for (size_t b = 0; b < len && r == 0; b += VB)
-				r = scan_block(w, g, src, from + b, NULL, len - b < VB ? len - b : VB);
+				r = scan_block(w, g, src, from + b, NULL,
+				               len - b < VB ? len - b : VB);
 		} else {
 			for (size_t b = 0; b < nm && r == 0; b += VB)
-				r = scan_block(w, g, src, 0, w->rows + b, nm - b < VB ? nm - b : VB);
+				r = scan_block(w, g, src, 0, w->rows + b,
+				               nm - b < VB ? nm - b : VB);
 		}
 		if (r == -2) {
 			vdb_err_set(&e, VDB_EINPUT,
@@ -666,12 +668,12 @@ worker_main(void *arg)
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t go, done;
-	int nthreads;      /* started so far */
-	int busy;          /* a search_run holds the pool */
-	uint64_t gen;      /* bumped per search */
-	struct worker *w;  /* w[1 .. nw) are the pool's to run */
+	int nthreads; /* started so far */
+	int busy; /* a search_run holds the pool */
+	uint64_t gen; /* bumped per search */
+	struct worker *w; /* w[1 .. nw) are the pool's to run */
 	int nw;
-	int pending;       /* of those, not finished yet */
+	int pending; /* of those, not finished yet */
 	uint64_t born[POOL_MAX]; /* gen when thread i was started */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
           .go = PTHREAD_COND_INITIALIZER,
@@ -917,9 +919,10 @@ merge(struct job *j, struct worker *w, int nw, struct hits *out, struct vdb_err 
 			}
 		}
 		if (rq->k[q] == 0 && out[q].n > SEARCH_MAX_HITS)
-			return vdb_err_set(e, VDB_EINPUT,
-			                   "more than %d hits within the radius for one query; give k",
-			                   SEARCH_MAX_HITS);
+			return vdb_err_set(
+			        e, VDB_EINPUT,
+			        "more than %d hits within the radius for one query; give k",
+			        SEARCH_MAX_HITS);
 		if (j->neg)
 			for (size_t i = 0; i < out[q].n; i++)
 				out[q].v[i].dist = -out[q].v[i].dist;

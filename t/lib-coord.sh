@@ -5,7 +5,8 @@
 # relay can be tested on its own.  Per request line it answers
 # {"id":ID,"results":[]}; op "ping": {"id":ID,"ok":true}; "pid": its pid;
 # "fds": its open descriptors and $VDB_ROOT; "slow": answers after 0.5 s;
-# "sleep": never answers (a child sleeps); "die": exits 3.  A line not
+# "sleep": never answers (a child sleeps); "die": exits 3; "quit": answers
+# ok, and 0.5 s later closes its input and output and sleeps.  A line not
 # starting with { gets an input error.  The id is cut out of the text, so
 # tests keep ids plain.
 STANDIN=$TMP/standin.sh
@@ -21,6 +22,10 @@ while IFS= read -r line; do
 	esac
 	case $line in
 	*'"die"'*) exit 3 ;;
+	*'"quit"'*)
+		printf '{"id":%s,"ok":true}\n' "$id"
+		sleep 0.5
+		exec <&- >&- sleep 1000 ;;
 	*'"sleep"'*) sleep 1000 ;;
 	*'"slow"'*) sleep 0.5 ;;
 	esac

@@ -1,10 +1,10 @@
 #!/bin/sh
 # vdb-coord: usage, listening, relaying in order, the two worker modes,
-# timeouts, dead workers, limits, reload, shutdown, hostile clients with
-# the stand-in worker of t/lib-coord.sh; then vdb-query serve itself:
-# answers byte for byte as served directly, a worker killed mid-request,
-# and 200 clients for COORD_LOAD_SECONDS (default 30) seconds in each
-# worker mode.
+# timeouts, dead workers, limits, reload, shutdown, hostile clients and
+# coord's memory with the stand-in worker of t/lib-coord.sh; then
+# vdb-query serve itself: answers byte for byte as served directly, a
+# worker killed mid-request, and 200 clients for COORD_LOAD_SECONDS
+# (default 30) seconds in each worker mode.
 . "$(dirname "$0")/test-lib.sh"
 . "$(dirname "$0")/lib-coord.sh"
 
@@ -14,6 +14,15 @@ R=$TMP/r
 S=$TMP/a.sock
 W="exec $STANDIN"
 : >"$TMP/file"
+# kB of a server's resident memory (VmRSS) or its peak (VmHWM)
+mem() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$(coord_pid "$1")/status"; }
+# under ASan, freed memory is held in a quarantine of 256 MB: for a test
+# that measures coord's memory (test_expect runs each in a subshell), let
+# it go as malloc would
+no_quarantine() {
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0
+	export ASAN_OPTIONS
+}
 
 # --- usage and start-up errors: status 100 and one line
 expect_fail "no root" 100 '^vdb-coord: fatal: no root: give -d ROOT or set VDB_ROOT$' \
@@ -128,9 +137,9 @@ t_perconn() {
 	p1b=$(sed -n '2s/.*"pid":\([0-9]*\)}$/\1/p' "$TMP/p1")
 	p2=$(sed -n '1s/.*"pid":\([0-9]*\)}$/\1/p' "$TMP/p2")
 	[ -n "$p1a" ] && [ "$p1a" = "$p1b" ] && [ -n "$p2" ] && [ "$p1a" != "$p2" ] &&
-		wait_for "$TMP/a.log" "worker pid=$p1a exited with status 0"
+		wait_for "$TMP/a.log" "worker pid=$p1a exited with status 0 \(conn=[0-9]+, 2 served\)$"
 }
-test_expect "a worker per connection, which exits (0) when the connection closes" t_perconn
+test_expect "a worker per connection, which exits (0) when the connection closes, logged with it" t_perconn
 t_fds() {
 	echo '{"op":"fds","id":1}' | talk "unix:$S" >"$TMP/o" &&
 		[ "$(cat "$TMP/o")" = "{\"id\":1,\"fds\":\"0 1 2 \",\"root\":\"$R\"}" ]
@@ -171,6 +180,26 @@ t_kill9() {
 		[ "$(sed -n 3p "$TMP/o")" = '{"id":3,"ok":true}' ] && group_gone "$wpid"
 }
 test_expect "a worker killed (-9) mid-request: worker error, the next request is served" t_kill9
+t_gone() {
+	rm -f "$TMP/fifo" "$TMP/o" && mkfifo "$TMP/fifo" || return 1
+	talk "unix:$S" <"$TMP/fifo" >"$TMP/o" &
+	tp=$!
+	exec 3>"$TMP/fifo"
+	# the worker answers, then closes its socket and lives on
+	printf '{"op":"quit","id":1}\n' >&3
+	wait_for "$TMP/o" '"ok"' || return 1
+	# coord stopped, so that it sees the worker's EOF and the next
+	# request in the same poll pass
+	kill -STOP "$(coord_pid a)"
+	sleep 1
+	printf '{"op":"ping","id":2}\n' >&3
+	sleep 0.3
+	kill -CONT "$(coord_pid a)"
+	exec 3>&-
+	wait $tp
+	printf '%s\n' '{"id":1,"ok":true}' '{"id":2,"ok":true}' | cmp -s - "$TMP/o"
+}
+test_expect "a worker whose output ended as a request came in does not get it" t_gone
 t_garbage() {
 	head -c 300000 /dev/urandom | talk "unix:$S" >/dev/null
 	printf '\0\0\0\n\377\376{\n{"id":\n{"id":"\\\n[[[[[[[[[[\n{"id":[[[[[[[[[[[[[}\n' | talk "unix:$S" >/dev/null
@@ -180,14 +209,42 @@ t_garbage() {
 }
 test_expect "binary garbage and broken JSON do not hurt it" t_garbage
 t_noread() {
-	before=$(awk '/^VmRSS/ { print $2 }' "/proc/$(coord_pid a)/status")
+	no_quarantine
+	coord_start n -d "$R" --listen "unix:$TMP/n.sock" --timeout 2 --worker "$W" || return 1
+	before=$(mem n VmRSS)
 	# socat -u writes requests and never reads a response
-	yes '{"op":"ping","id":1}' | head -c 100000000 | timeout 4 socat -u - "UNIX-CONNECT:$S"
-	after=$(awk '/^VmRSS/ { print $2 }' "/proc/$(coord_pid a)/status")
+	yes '{"op":"ping","id":1}' | head -c 100000000 | timeout 4 socat -u - "UNIX-CONNECT:$TMP/n.sock"
+	after=$(mem n VmRSS)
 	echo "# RSS before $before kB, after $after kB"
-	[ $((after - before)) -lt 16384 ] && wait_for "$TMP/a.log" 'closed: (hangup|Connection reset|Broken pipe)'
+	wait_for "$TMP/n.log" 'closed: (hangup|Connection reset|Broken pipe)'
+	r=$?
+	coord_stop n
+	[ $((after - before)) -lt 16384 ] && [ $r = 0 ]
 }
 test_expect "a client that never reads does not make it buffer without bound" t_noread
+t_flood() {
+	rm -f "$TMP/fifo" && mkfifo "$TMP/fifo" || return 1
+	n=$(grep -c ' closed: ' "$TMP/a.log")
+	# socat itself, to be killed
+	socat - "UNIX-CONNECT:$S" <"$TMP/fifo" >/dev/null &
+	tp=$!
+	exec 3>"$TMP/fifo"
+	# 400 kB of tiny requests behind one in flight that is not answered
+	printf '{"op":"sleep","id":1}\n' >&3
+	yes 1 | head -n 200000 >&3 &
+	yp=$!
+	exec 3>&-
+	sleep 1
+	kill $tp
+	wait $tp
+	wait $yp # ended by SIGPIPE
+	wait_for "$TMP/a.log" ' closed: ' $((n + 1)) || return 1
+	line=$(grep ' closed: ' "$TMP/a.log" | tail -1)
+	echo "# $line"
+	reqs=$(echo "$line" | sed -n 's/.* (\([0-9]*\) requests, .*/\1/p')
+	[ -n "$reqs" ] && [ "$reqs" -le 65 ]
+}
+test_expect "pipelined requests are read ahead 64 at most, however many one read brings" t_flood
 t_toolong() {
 	{
 		printf '{"op":"ping","id":1}\n'
@@ -402,6 +459,53 @@ t_reload_perconn() {
 test_expect "SIGHUP from a pool to a worker per connection" t_reload_perconn
 coord_stop d
 
+# --- server g: a pool shrunk and grown back, whose workers take 2 s to
+# exit once stopped
+G=unix:$TMP/g.sock
+printf 'listen %s\nworkers 3\nworker %s; sleep 2\n' "$G" "$STANDIN" >"$TMP/g.conf"
+coord_start g -d "$R" --config "$TMP/g.conf"
+t_regrow() {
+	wait_for "$TMP/g.log" 'started \(slot 2\)' || return 1
+	sed -i 's/^workers 3$/workers 1/' "$TMP/g.conf"
+	kill -HUP "$(coord_pid g)"
+	wait_for "$TMP/g.log" 'reload: .* workers=1 ' || return 1
+	sed -i 's/^workers 1$/workers 3/' "$TMP/g.conf"
+	kill -HUP "$(coord_pid g)"
+	wait_for "$TMP/g.log" 'reload: .* workers=3 ' || return 1
+	# the slots are filled again at once, not when the stopped workers
+	# have exited, and their exit is no crash to restart after
+	sleep 0.5
+	[ "$(grep -c 'started (slot 1)' "$TMP/g.log")" -eq 2 ] &&
+		[ "$(grep -c 'started (slot 2)' "$TMP/g.log")" -eq 2 ] &&
+		wait_for "$TMP/g.log" 'exited with status 0 \(slot 1, 0 served\)' &&
+		wait_for "$TMP/g.log" 'exited with status 0 \(slot 2, 0 served\)' && sleep 0.3 &&
+		! grep -q 'worker slot [12]: restarting' "$TMP/g.log" &&
+		[ "$(grep -c 'started (slot [12])' "$TMP/g.log")" -eq 4 ] &&
+		for i in 1 2 3; do echo '{"op":"ping","id":1}' | talk "$G"; done >"$TMP/o" &&
+		[ "$(grep -c '^{"id":1,"ok":true}$' "$TMP/o")" -eq 3 ]
+}
+test_expect "SIGHUP: a pool shrunk and grown back is refilled at once" t_regrow
+t_term_twice() {
+	rm -f "$TMP/fifo" "$TMP/o" && mkfifo "$TMP/fifo" || return 1
+	talk "$G" <"$TMP/fifo" >"$TMP/o" &
+	tp=$!
+	exec 3>"$TMP/fifo"
+	printf '{"op":"sleep","id":1}\n' >&3
+	sleep 0.3
+	kill -TERM "$(coord_pid g)"
+	wait_for "$TMP/g.log" 'shutdown: signal 15: 1 connections' || return 1
+	t0=$(date +%s%N)
+	coord_stop g
+	t1=$(date +%s%N)
+	exec 3>&-
+	wait $tp
+	echo "# exit $(((t1 - t0) / 1000000)) ms after the second SIGTERM"
+	[ "$rc" = 0 ] && [ $((t1 - t0)) -lt 5000000000 ] &&
+		grep -q 'shutdown: signal 15 again: not waiting for requests in flight' "$TMP/g.log" &&
+		[ "$(cat "$TMP/o")" = '{"id":1,"error":{"code":"shutdown","message":"vdb-coord is shutting down"}}' ]
+}
+test_expect "a second SIGTERM does not wait for the request in flight" t_term_twice
+
 # --- workers that cannot start
 t_fail100() {
 	coord_start x -d "$R" --listen "unix:$TMP/x.sock" --workers 2 --worker 'exit 100' || return 1
@@ -412,6 +516,17 @@ t_fail100() {
 		coord_stop x && [ "$rc" = 0 ]
 }
 test_expect "pool workers exiting 100 at start-up: 3 tries, then worker errors" t_fail100
+t_fail100_hup() {
+	printf 'listen unix:%s\nworkers 2\nworker exit 100\n' "$TMP/x2.sock" >"$TMP/x2.conf"
+	coord_start x2 -d "$R" --config "$TMP/x2.conf" || return 1
+	wait_for "$TMP/x2.log" 'giving up until SIGHUP' 2 || return 1
+	echo 'wokers 2' >>"$TMP/x2.conf"
+	kill -HUP "$(coord_pid x2)"
+	wait_for "$TMP/x2.log" "error: reload: $TMP/x2.conf:4: unknown key 'wokers': keeping the configuration in effect" &&
+		wait_for "$TMP/x2.log" 'giving up until SIGHUP' 4 &&
+		[ "$(grep -c 'started (slot 0)' "$TMP/x2.log")" -eq 6 ] && coord_stop x2 && [ "$rc" = 0 ]
+}
+test_expect "SIGHUP with a bad config file still retries the workers that gave up" t_fail100_hup
 t_fail111() {
 	coord_start y -d "$R" --listen "unix:$TMP/y.sock" --workers 1 --timeout 1 --worker 'exit 111' || return 1
 	wait_for "$TMP/y.log" 'restarting in 800 ms' &&
@@ -436,6 +551,55 @@ t_exact() {
 	[ "$(cat "$TMP/o")" = '{"id":null,"bytes":67108865}' ]
 }
 test_expect "a line of exactly 64 MiB is relayed" t_exact
+
+# --- coord's memory, on a server of its own per test: a worker that
+# answers a short request with 12 MB of hits and "id":"error" in front, and
+# a long one with its length
+cat >"$TMP/big.sh" <<'EOF'
+n=$(head -n 1 | wc -c)
+if [ "$n" -gt 1000000 ]; then
+	echo "{\"id\":null,\"bytes\":$n}"
+else
+	printf '{"id":"error","results":[{"query":0,"hits":['
+	yes '{"id":1,"distance":0.5},' | head -n 500000 | tr -d '\n'
+	printf '{"id":2,"distance":0.5}]}]}\n'
+fi
+exec cat >/dev/null
+EOF
+t_bigresp() {
+	no_quarantine
+	coord_start h1 -d "$R" --listen "unix:$TMP/h1.sock" --worker "sh $TMP/big.sh" || return 1
+	before=$(mem h1 VmHWM)
+	echo '{"op":"search","id":"error"}' | talk "unix:$TMP/h1.sock" >"$TMP/o"
+	after=$(mem h1 VmHWM)
+	echo "# peak RSS before $before kB, after $after kB"
+	coord_stop h1
+	[ "$(wc -c <"$TMP/o")" -eq 12000072 ] && [ $((after - before)) -lt 65536 ] &&
+		grep -q 'id="error" op=search status=ok ms=[0-9.]* bytes=12000072$' "$TMP/h1.log"
+}
+test_expect "a 12 MB response that mentions \"error\" is not parsed whole" t_bigresp
+t_trim() {
+	no_quarantine
+	coord_start h3 -d "$R" --listen "unix:$TMP/h3.sock" --worker "sh $TMP/big.sh" || return 1
+	rm -f "$TMP/fifo" "$TMP/o" && mkfifo "$TMP/fifo" || return 1
+	talk "unix:$TMP/h3.sock" <"$TMP/fifo" >"$TMP/o" &
+	tp=$!
+	exec 3>"$TMP/fifo"
+	before=$(mem h3 VmRSS)
+	{
+		head -c 60000000 /dev/zero | tr '\0' a
+		echo
+	} >&3
+	wait_for "$TMP/o" bytes
+	# answered, and the connection open and idle
+	after=$(mem h3 VmRSS)
+	echo "# RSS before $before kB, after $after kB"
+	exec 3>&-
+	wait $tp
+	coord_stop h3
+	[ "$(cat "$TMP/o")" = '{"id":null,"bytes":60000001}' ] && [ $((after - before)) -lt 16384 ]
+}
+test_expect "a connection idle after a 60 MB request does not keep its buffer" t_trim
 
 # --- the real worker: vdb-query serve over a collection with sealed rows,
 # rows in the log's tail and deletes

@@ -38,6 +38,8 @@ buf_reserve(struct buf *b, size_t extra)
 int
 buf_append(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return 0; /* b->p may be NULL, which memcpy must not see */
 	if (buf_reserve(b, n) != 0)
 		return -1;
 	memcpy(b->p + b->len, p, n);
@@ -53,13 +55,31 @@ buf_consume(struct buf *b, size_t n)
 		b->off = b->len = 0;
 }
 
-/* buf_trim: an idle connection should not keep the memory one big
- * request made it allocate */
+/* buf_trim: a connection should not keep the memory one big request or
+ * response made it allocate: a big buffer that is empty is freed, and one
+ * that is nearly so gives its few bytes to a small one */
 void
 buf_trim(struct buf *b)
 {
-	if (buf_used(b) == 0 && b->cap > 4 * READ_CHUNK)
+	size_t used = buf_used(b), ncap = 4096;
+	char *np;
+
+	if (b->cap <= 4 * READ_CHUNK || used > b->cap / 16)
+		return;
+	if (used == 0) {
 		buf_free(b);
+		return;
+	}
+	while (ncap < 2 * used)
+		ncap *= 2;
+	if ((np = malloc(ncap)) == NULL)
+		return; /* the big one still holds them */
+	memcpy(np, b->p + b->off, used);
+	free(b->p);
+	b->p = np;
+	b->off = 0;
+	b->len = used;
+	b->cap = ncap;
 }
 
 void

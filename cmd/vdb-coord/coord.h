@@ -31,7 +31,10 @@
  * this much of its output is unsent: a client that does not read must
  * not make coord buffer without bound */
 #define OUT_HIGH ((size_t)1 << 20)
-/* pipelined requests read ahead of the one in flight, per connection */
+/* pipelined requests queued behind the one in flight, per connection: at
+ * most QUEUE_MAX, and none more once they hold QUEUE_BYTES_MAX; lines
+ * read beyond wait unparsed in the input buffer, which is not read
+ * meanwhile */
 #define QUEUE_MAX 64
 #define QUEUE_BYTES_MAX ((size_t)1 << 20)
 #define READ_CHUNK ((size_t)64 << 10)
@@ -49,7 +52,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 #define BACKOFF_RESET_MS 10000 /* a worker that lived this long resets it */
-#define FAIL100_MAX 3          /* exits with 100 before answering: give up */
+#define FAIL100_MAX 3 /* exits with 100 before answering: give up */
 /* with --timeout 0 a shutdown still waits at most this long */
 #define DRAIN_DEFAULT_MS 30000
 
@@ -88,7 +91,7 @@ struct config {
 	int workers; /* 0: a worker per connection */
 	int max_conns;
 	int64_t timeout_ms; /* 0: none */
-	int64_t idle_ms;    /* 0: none */
+	int64_t idle_ms; /* 0: none */
 	int syslog;
 	char *worker; /* shell command; NULL: vdb-query serve -d ROOT */
 };
@@ -104,25 +107,26 @@ int config_listen_same(const struct config *a, const struct config *b);
 struct req {
 	struct req *next;
 	struct conn *conn; /* NULL once the client is gone: the answer is dropped */
-	uint64_t cnum;     /* the connection's number, for the log */
-	char *peer;        /* a copy of its peer, once it is gone */
-	char *line;        /* the request with its '\n', as forwarded */
+	uint64_t cnum; /* the connection's number, for the log */
+	char *peer; /* a copy of its peer, once it is gone */
+	char *line; /* the request with its '\n', as forwarded */
 	size_t len;
-	char *id;           /* "id" re-serialized compactly, "null" when absent */
+	char *id; /* "id" re-serialized compactly, "null" when absent */
 	const char *reject; /* set: coord answers with an input error itself */
-	char op[24];        /* "op" for the log when short and plain, else "?" */
-	int64_t t0_us;      /* when the line was complete */
-	int64_t deadline;   /* ms: the worker is killed at this time; 0 none */
+	char op[24]; /* "op" for the log when short and plain, else "?" */
+	int64_t t0_us; /* when it was queued */
+	int64_t deadline; /* ms: the worker is killed at this time; 0 none */
+	int requeued; /* given back once by a worker that was gone */
 };
 
 enum rd_state {
-	RD_OPEN,    /* reading requests */
-	RD_EOF,     /* the client sent EOF: finish the queue, then close */
+	RD_OPEN, /* reading requests */
+	RD_EOF, /* the client sent EOF: finish the queue, then close */
 	RD_DISCARD, /* reading and dropping: after a too-long line, or stopping */
 };
 
 struct conn {
-	struct conn *prev, *next;   /* co.conns */
+	struct conn *prev, *next; /* co.conns */
 	struct conn *wprev, *wnext; /* co.waiting: wants a pool worker */
 	int waiting;
 	int64_t wait_since;
@@ -138,7 +142,7 @@ struct conn {
 	struct req *qhead, *qtail;
 	size_t qlen, qbytes;
 	struct req *inflight; /* owned by the worker it went to */
-	struct worker *own;   /* per-connection mode */
+	struct worker *own; /* per-connection mode */
 	struct buf out;
 	int64_t last_progress; /* ms: last complete request or byte written */
 	uint64_t nreq;
@@ -156,6 +160,7 @@ void req_answer(struct req *r, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 void req_free(struct req *r);
 void relay_response(struct worker *w, size_t len);
+int relay_requeue(struct worker *w);
 void relay_fail(struct worker *w, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 void wait_add(struct conn *c);
@@ -170,12 +175,13 @@ enum wstate {
 
 struct worker {
 	struct worker *prev, *next; /* co.workers */
-	pid_t pid;                  /* 0 once reaped */
-	int fd;                     /* its stdin and stdout; -1 once closed */
-	int dead;                   /* reaped and closed: freed by the sweep */
+	pid_t pid; /* 0 once reaped */
+	int fd; /* its stdin and stdout; -1 once closed */
+	int dead; /* reaped and closed: freed by the sweep */
 	enum wstate state;
-	int slot;           /* pool slot, or -1 */
+	int slot; /* pool slot, or -1 */
 	struct conn *owner; /* per-connection mode */
+	uint64_t cnum; /* the number of the connection it was started for */
 	struct req *req;
 	size_t wr_off;
 	struct buf in;
@@ -183,7 +189,7 @@ struct worker {
 	int64_t started;
 	int64_t kill_at; /* not reaped by then: SIGTERM, or SIGKILL if termed */
 	int termed;
-	int timed_out;   /* killed for a timeout: its slot restarts at once */
+	int timed_out; /* killed for a timeout: its slot restarts at once */
 	uint64_t served;
 };
 
@@ -197,7 +203,7 @@ struct slot {
 
 struct worker *worker_spawn(int slot, struct conn *owner, struct vdb_err *e);
 void worker_on_read(struct worker *w);
-void worker_on_write(struct worker *w);
+int worker_on_write(struct worker *w);
 void worker_stop(struct worker *w, int term);
 void worker_kill(struct worker *w, const char *why);
 void worker_detach(struct worker *w);

@@ -13,8 +13,8 @@
 
 #include "coord.h"
 
-#define ACCEPT_BURST 64        /* per wake-up, so one listener cannot starve the rest */
-#define ACCEPT_PAUSE_MS 100    /* out of descriptors: let connections close first */
+#define ACCEPT_BURST 64 /* per wake-up, so one listener cannot starve the rest */
+#define ACCEPT_PAUSE_MS 100 /* out of descriptors: let connections close first */
 
 static int
 add_listener(int fd, const char *name, const char *path, struct vdb_err *e)

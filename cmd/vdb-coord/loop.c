@@ -30,7 +30,10 @@ struct pref {
 };
 
 static int sigfd[2] = {-1, -1};
-static volatile sig_atomic_t got_chld, got_term, got_hup;
+/* got_chld and got_hup may stand for several signals; got_term counts, as
+ * a second SIGTERM means more than the first */
+static volatile sig_atomic_t got_chld, got_hup, got_term, term_sig;
+static sig_atomic_t terms_seen;
 static struct pollfd *pfd;
 static struct pref *pref;
 static size_t pn, pcap;
@@ -65,8 +68,10 @@ on_signal(int sig)
 		got_chld = 1;
 	else if (sig == SIGHUP)
 		got_hup = 1;
-	else
-		got_term = sig;
+	else {
+		term_sig = sig;
+		got_term++; /* the handler blocks the others: no race with itself */
+	}
 	if (write(sigfd[1], &b, 1) < 0)
 		(void)0;
 	errno = saved;
@@ -82,6 +87,8 @@ loop_signals(struct vdb_err *e)
 		return vdb_err_errno(e, VDB_ETEMP, "pipe");
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&sa.sa_mask, sigs[i]);
 	sa.sa_handler = on_signal;
 	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
@@ -164,11 +171,10 @@ begin_shutdown(int sig)
 		return;
 	}
 	co.stopping = 1;
-	log_msg("shutdown: signal %d: %zu connections, %zu workers", sig, co.nconns,
-	        co.nworkers);
+	log_msg("shutdown: signal %d: %zu connections, %zu workers", sig, co.nconns, co.nworkers);
 	listen_close_all();
-	co.drain_deadline = now_ms() + (co.cfg.timeout_ms ? co.cfg.timeout_ms : DRAIN_DEFAULT_MS) +
-	                    LINGER_MS;
+	co.drain_deadline =
+	        now_ms() + (co.cfg.timeout_ms ? co.cfg.timeout_ms : DRAIN_DEFAULT_MS) + LINGER_MS;
 	for (c = co.conns; c; c = cn) {
 		cn = c->next;
 		conn_stop(c);
@@ -228,6 +234,7 @@ reload(void)
 		log_err("reload: %s: keeping the configuration in effect", e.msg);
 		config_free(&file);
 		config_free(&nc);
+		pool_apply(); /* failed workers are retried all the same */
 		return;
 	}
 	config_free(&file);
@@ -288,8 +295,11 @@ handle(size_t i)
 		w = pref[i].p;
 		if (w->dead || w->fd < 0)
 			break;
-		if (rev & POLLOUT)
-			worker_on_write(w);
+		if (rev & POLLOUT) {
+			c = w->req ? w->req->conn : NULL;
+			if (worker_on_write(w) && c)
+				conn_pump(c); /* gone: its request goes to another */
+		}
 		if (w->fd >= 0 && (rev & (POLLIN | POLLHUP | POLLERR)))
 			worker_on_read(w);
 		break;
@@ -353,17 +363,22 @@ loop_run(void)
 			log_err("poll: %s", strerror(errno));
 			return EXIT_INTERNAL;
 		}
+		/* workers first, and the reaping: a worker whose output ended
+		 * or which exited is known to be gone before a connection's
+		 * request can be given to it */
 		for (size_t i = 0; n > 0 && i < pn; i++)
-			if (pfd[i].revents)
+			if (pfd[i].revents && (pref[i].kind == K_SIG || pref[i].kind == K_WORKER))
 				handle(i);
 		if (got_chld) {
 			got_chld = 0;
 			supervise_reap();
 		}
-		if (got_term) {
-			int sig = got_term;
-			got_term = 0;
-			begin_shutdown(sig);
+		for (size_t i = 0; n > 0 && i < pn; i++)
+			if (pfd[i].revents && (pref[i].kind == K_LISTEN || pref[i].kind == K_CONN))
+				handle(i);
+		while (terms_seen != got_term) {
+			terms_seen++;
+			begin_shutdown(term_sig);
 		}
 		if (got_hup) {
 			got_hup = 0;

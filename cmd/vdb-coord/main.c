@@ -238,8 +238,9 @@ main(int argc, char **argv)
 		check(vdb_err_errno(&e, VDB_ETEMP, "setenv"));
 	co.query_path = self_dir_query();
 	if (co.query_path == NULL && co.cfg.worker == NULL && !in_path("vdb-query"))
-		check(vdb_err_set(&e, VDB_EINPUT,
-		                  "vdb-query: not next to vdb-coord nor in PATH (or give --worker)"));
+		check(vdb_err_set(
+		        &e, VDB_EINPUT,
+		        "vdb-query: not next to vdb-coord nor in PATH (or give --worker)"));
 	more_fds();
 	check(loop_signals(&e));
 

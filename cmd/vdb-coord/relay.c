@@ -11,8 +11,10 @@
  *   inflight  NULL, or the request its worker (own or pool) is answering
  *   waiting   on co.waiting: it has a request and no pool worker is free
  * A connection is read only while its queue and unsent output are small
- * (conn_wants_read), so a client that pipelines without reading cannot
- * make coord buffer without bound. */
+ * (conn_wants_read), at most READ_CHUNK at a time, and lines are queued
+ * only up to the queue's limits (conn_frame), the rest waiting in the
+ * input buffer: a client that pipelines without reading cannot make coord
+ * buffer without bound. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -25,7 +27,7 @@
 #include "coord.h"
 
 #define ID_MAX_BYTES ((size_t)64 << 10) /* a longer "id" is answered as null */
-#define READ_BURST ((size_t)1 << 20)    /* per connection per wake-up */
+#define READ_BURST ((size_t)1 << 20) /* per connection per wake-up */
 
 struct conn *
 conn_new(int fd, const char *peer)
@@ -115,7 +117,9 @@ skip_value(const char *p, const char *end)
 	return p > start ? p : NULL;
 }
 
-/* key_is: a key compared as JSON compares it ("\u0069d" is "id") */
+/* key_is: a key compared as JSON compares it ("\u0069d" is "id"); a key
+ * longer than want with every character escaped is not want, and is not
+ * given to jansson */
 static int
 key_is(const char *k, size_t klen, const char *want)
 {
@@ -125,70 +129,89 @@ key_is(const char *k, size_t klen, const char *want)
 
 	if (memchr(k, '\\', klen) == NULL)
 		return klen == wlen + 2 && memcmp(k + 1, want, wlen) == 0;
+	if (klen > 6 * wlen + 2)
+		return 0;
 	s = json_loadb(k, klen, JSON_DECODE_ANY, NULL);
 	eq = json_is_string(s) && strcmp(json_string_value(s), want) == 0;
 	json_decref(s);
 	return eq;
 }
 
+struct span {
+	const char *p; /* NULL: absent */
+	size_t len;
+};
+
+/* obj_scan: the object at p, up to end: where the value of each keys[i]
+ * is, in vals[i] (a repeated key: jansson keeps the last, and so do we).
+ * Returns the end of the object, or NULL if it is malformed. */
+static const char *
+obj_scan(const char *p, const char *end, const char *const *keys, struct span *vals, size_t nkeys)
+{
+	const char *k, *kend, *v;
+	size_t i;
+
+	for (i = 0; i < nkeys; i++) {
+		vals[i].p = NULL;
+		vals[i].len = 0;
+	}
+	if (p == end || *p != '{')
+		return NULL;
+	p = skip_ws(p + 1, end);
+	if (p < end && *p == '}')
+		return p + 1;
+	for (;;) {
+		if (p == end || *p != '"')
+			return NULL;
+		k = p;
+		if ((kend = p = skip_string(p, end)) == NULL)
+			return NULL;
+		if ((p = skip_ws(p, end)) == end || *p != ':')
+			return NULL;
+		v = skip_ws(p + 1, end);
+		if ((p = skip_value(v, end)) == NULL)
+			return NULL;
+		for (i = 0; i < nkeys; i++)
+			if (key_is(k, (size_t)(kend - k), keys[i])) {
+				vals[i].p = v;
+				vals[i].len = (size_t)(p - v);
+				break;
+			}
+		p = skip_ws(p, end);
+		if (p < end && *p == ',') {
+			p = skip_ws(p + 1, end);
+			continue;
+		}
+		if (p < end && *p == '}')
+			return p + 1;
+		return NULL;
+	}
+}
+
 static void
 req_peek(struct req *r, const char *line, size_t len)
 {
-	const char *p = line, *end = line + len, *k, *kend, *v, *id = NULL, *op = NULL;
-	size_t idlen = 0, oplen = 0;
+	static const char *const keys[] = {"id", "op"};
+	const char *end = line + len, *p;
+	struct span v[2];
 	json_t *j;
 
-	p = skip_ws(p, end);
-	if (p == end || *p != '{')
+	p = obj_scan(skip_ws(line, end), end, keys, v, 2);
+	if (p == NULL || skip_ws(p, end) != end)
 		return;
-	p = skip_ws(p + 1, end);
-	if (p < end && *p == '}')
-		p++;
-	else
-		for (;;) {
-			if (p == end || *p != '"')
-				return;
-			k = p;
-			if ((kend = p = skip_string(p, end)) == NULL)
-				return;
-			if ((p = skip_ws(p, end)) == end || *p != ':')
-				return;
-			v = skip_ws(p + 1, end);
-			if ((p = skip_value(v, end)) == NULL)
-				return;
-			/* a repeated key: jansson keeps the last, and so do we */
-			if (key_is(k, (size_t)(kend - k), "id")) {
-				id = v;
-				idlen = (size_t)(p - v);
-			} else if (key_is(k, (size_t)(kend - k), "op")) {
-				op = v;
-				oplen = (size_t)(p - v);
-			}
-			p = skip_ws(p, end);
-			if (p < end && *p == ',') {
-				p = skip_ws(p + 1, end);
-				continue;
-			}
-			if (p < end && *p == '}') {
-				p++;
-				break;
-			}
-			return;
-		}
-	if (skip_ws(p, end) != end)
-		return;
-	if (id && idlen <= ID_MAX_BYTES &&
-	    (j = json_loadb(id, idlen, JSON_DECODE_ANY, NULL)) != NULL) {
+	if (v[0].p && v[0].len <= ID_MAX_BYTES &&
+	    (j = json_loadb(v[0].p, v[0].len, JSON_DECODE_ANY, NULL)) != NULL) {
 		r->id = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
 		json_decref(j);
 	}
-	if (op && oplen < sizeof(r->op) + 2 &&
-	    (j = json_loadb(op, oplen, JSON_DECODE_ANY, NULL)) != NULL) {
+	if (v[1].p && v[1].len < sizeof(r->op) + 2 &&
+	    (j = json_loadb(v[1].p, v[1].len, JSON_DECODE_ANY, NULL)) != NULL) {
 		const char *s = json_string_value(j);
 		size_t n = s ? strlen(s) : 0;
 		/* only a plain word goes in the log as it is */
-		if (n > 0 && n < sizeof(r->op) && strspn(s, "abcdefghijklmnopqrstuvwxyz"
-		                                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n)
+		if (n > 0 && n < sizeof(r->op) &&
+		    strspn(s, "abcdefghijklmnopqrstuvwxyz"
+		              "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n)
 			memcpy(r->op, s, n + 1);
 		json_decref(j);
 	}
@@ -259,7 +282,8 @@ conn_dequeue(struct conn *c)
 static void
 too_long(struct conn *c)
 {
-	c->rd = RD_DISCARD;
+	if (c->rd == RD_OPEN)
+		c->rd = RD_DISCARD;
 	buf_free(&c->in);
 	c->scanned = 0;
 	conn_enqueue(c, NULL, 0, "request line longer than 67108864 bytes");
@@ -276,34 +300,44 @@ blank(const char *p, size_t len)
 	return 1;
 }
 
+/* conn_frame: queue the complete lines in c->in while the queue is under
+ * its limits; the rest waits in c->in, and conn_pump frames it as the
+ * queue drains.  A pipelining client thus has at most QUEUE_MAX requests
+ * queued, whatever one read brought. */
 static void
 conn_frame(struct conn *c)
 {
 	char *start, *nl;
 	size_t avail, len;
 
-	while (!c->dead && c->rd == RD_OPEN) {
-		start = c->in.p + c->in.off;
+	while (!c->dead && (c->rd == RD_OPEN || c->rd == RD_EOF) && c->qlen < QUEUE_MAX &&
+	       c->qbytes < QUEUE_BYTES_MAX) {
 		avail = buf_used(&c->in);
+		if (avail == c->scanned)
+			break; /* nothing new; the buffer may be freed */
+		start = c->in.p + c->in.off;
 		nl = memchr(start + c->scanned, '\n', avail - c->scanned);
 		if (nl == NULL) {
 			c->scanned = avail;
 			if (avail > LINE_MAX_BYTES + 1) /* + 1: a '\r' may still come */
 				too_long(c);
-			return;
+			break;
 		}
 		len = (size_t)(nl - start);
 		if (len > 0 && start[len - 1] == '\r')
 			len--;
 		if (len > LINE_MAX_BYTES) {
 			too_long(c);
-			return;
+			break;
 		}
 		if (!blank(start, len) && conn_enqueue(c, start, len, NULL) != 0)
 			return;
 		buf_consume(&c->in, (size_t)(nl - start) + 1);
 		c->scanned = 0;
 	}
+	/* one big request must not leave its buffer behind */
+	if (!c->dead)
+		buf_trim(&c->in);
 }
 
 int
@@ -322,20 +356,22 @@ conn_wants_read(const struct conn *c)
 	}
 }
 
-/* conn_eof: a last line without '\n' is still a request */
+/* conn_eof: a last line without '\n' is still a request: it is given
+ * one, and the lines still in c->in are framed as the queue drains */
 static void
 conn_eof(struct conn *c)
 {
 	size_t len = buf_used(&c->in);
 
-	if (c->rd == RD_OPEN && len > 0) {
-		if (c->in.p[c->in.off + len - 1] == '\r')
-			len--;
-		if (len > LINE_MAX_BYTES)
-			too_long(c);
-		else if (!blank(c->in.p + c->in.off, len) &&
-		         conn_enqueue(c, c->in.p + c->in.off, len, NULL) != 0)
+	if (c->rd == RD_OPEN) {
+		if (len > 0 && c->in.p[c->in.off + len - 1] != '\n' &&
+		    buf_append(&c->in, "\n", 1) != 0) {
+			conn_close(c, "out of memory");
 			return;
+		}
+		c->rd = RD_EOF;
+		conn_frame(c);
+		return;
 	}
 	buf_free(&c->in);
 	c->scanned = 0;
@@ -360,7 +396,7 @@ conn_on_read(struct conn *c)
 				conn_close(c, "out of memory");
 				return;
 			}
-			n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+			n = read(c->fd, c->in.p + c->in.len, READ_CHUNK);
 		}
 		if (n < 0) {
 			if (errno == EINTR)
@@ -438,7 +474,8 @@ req_answer(struct req *r, const char *code, const char *fmt, ...)
 			conn_close(r->conn, "out of memory");
 		return;
 	}
-	len = (size_t)snprintf(line, len, "{\"id\":%s,\"error\":{\"code\":\"%s\",\"message\":%s}}\n",
+	len = (size_t)snprintf(line, len,
+	                       "{\"id\":%s,\"error\":{\"code\":\"%s\",\"message\":%s}}\n",
 	                       r->id ? r->id : "null", code, qmsg ? qmsg : "\"\"");
 	free(qmsg);
 	log_req(r, code, len);
@@ -490,14 +527,17 @@ dispatch(struct conn *c, struct worker *w)
 	w->wr_off = 0;
 	w->state = W_BUSY;
 	r->deadline = co.cfg.timeout_ms ? now_ms() + co.cfg.timeout_ms : 0;
-	worker_on_write(w);
+	/* a request given back (the worker was gone) is still at the head of
+	 * the queue, where the loop of conn_pump finds it */
+	(void)worker_on_write(w);
 }
 
 /* conn_finish: everything asked has been answered and sent */
 static void
 conn_finish(struct conn *c)
 {
-	if (c->dead || c->rd == RD_OPEN || c->qhead || c->inflight || buf_used(&c->out))
+	if (c->dead || c->rd == RD_OPEN || c->qhead || c->inflight || buf_used(&c->out) ||
+	    buf_used(&c->in))
 		return;
 	if (c->rd == RD_EOF) {
 		conn_close(c, "done");
@@ -519,7 +559,10 @@ conn_pump(struct conn *c)
 	struct worker *w;
 	struct req *r;
 
-	while (!c->dead && c->inflight == NULL && c->qhead && buf_used(&c->out) < OUT_HIGH) {
+	for (;;) {
+		conn_frame(c); /* the queue may have room again */
+		if (c->dead || c->inflight || c->qhead == NULL || buf_used(&c->out) >= OUT_HIGH)
+			break;
 		r = c->qhead;
 		if (r->reject || co.stopping) {
 			r = conn_dequeue(c);
@@ -536,7 +579,8 @@ conn_pump(struct conn *c)
 				worker_stop(c->own, 0);
 			if (pool_dead()) {
 				r = conn_dequeue(c);
-				req_answer(r, "worker", "no worker: every pool worker failed at start-up");
+				req_answer(r, "worker",
+				           "no worker: every pool worker failed at start-up");
 				req_free(r);
 				continue;
 			}
@@ -656,25 +700,32 @@ conn_timers(struct conn *c, int64_t now, int64_t *next)
 	}
 }
 
-/* response_status: "ok", or the code of an error response; jansson only
- * for lines that mention "error" at all */
+/* response_status: "ok", or the code of an error response.  Only the
+ * top-level keys are looked at, with the scanner of req_peek: the
+ * response may be 256 MiB, and "error" may be anywhere in it (an id, a
+ * field); jansson sees the code's text alone. */
 static void
 response_status(const char *line, size_t len, char *code, size_t codelen)
 {
-	json_t *j, *err, *cj;
-	const char *s;
+	static const char *const top[] = {"error"}, *const sub[] = {"code"};
+	const char *end = line + len, *p, *s;
+	struct span err, cs;
+	json_t *j;
 
 	snprintf(code, codelen, "ok");
 	if (memmem(line, len, "\"error\"", 7) == NULL)
 		return;
-	j = json_loadb(line, len, 0, NULL);
-	err = json_object_get(j, "error");
-	cj = json_object_get(err, "code");
-	s = json_string_value(cj);
+	p = obj_scan(skip_ws(line, end), end, top, &err, 1);
+	if (p == NULL || skip_ws(p, end) != end || err.p == NULL)
+		return;
+	snprintf(code, codelen, "error");
+	if (obj_scan(err.p, err.p + err.len, sub, &cs, 1) == NULL || cs.p == NULL ||
+	    cs.len > codelen + 1)
+		return;
+	j = json_loadb(cs.p, cs.len, JSON_DECODE_ANY, NULL);
+	s = json_string_value(j);
 	if (s && strlen(s) < codelen && strspn(s, "abcdefghijklmnopqrstuvwxyz_") == strlen(s))
 		snprintf(code, codelen, "%s", s);
-	else if (err)
-		snprintf(code, codelen, "error");
 	json_decref(j);
 }
 
@@ -725,6 +776,31 @@ relay_response(struct worker *w, size_t len)
 	}
 	if (c && !c->dead)
 		conn_pump(c);
+}
+
+/* relay_requeue: w failed before it was sent a byte of its request (its
+ * socket was closed): the request goes back to the head of its
+ * connection's queue, for another worker, once.  1 if it did; the caller
+ * pumps the connection. */
+int
+relay_requeue(struct worker *w)
+{
+	struct req *r = w->req;
+	struct conn *c = r ? r->conn : NULL;
+
+	if (c == NULL || c->dead || r->requeued || w->wr_off > 0 || r->line == NULL)
+		return 0;
+	w->req = NULL;
+	c->inflight = NULL;
+	r->requeued = 1;
+	r->deadline = 0;
+	r->next = c->qhead;
+	c->qhead = r;
+	if (c->qtail == NULL)
+		c->qtail = r;
+	c->qlen++;
+	c->qbytes += r->len;
+	return 1;
 }
 
 /* relay_fail: coord answers for the request w was handling (timeout, the

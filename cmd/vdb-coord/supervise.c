@@ -31,15 +31,15 @@
 
 extern char **environ;
 
+/* worker_who: its pool slot, or the connection it was started for, which
+ * may be gone by the time it exits */
 static void
 worker_who(const struct worker *w, char *out, size_t n)
 {
 	if (w->slot >= 0)
 		snprintf(out, n, "slot %d", w->slot);
-	else if (w->owner)
-		snprintf(out, n, "conn=%llu", (unsigned long long)w->owner->num);
 	else
-		snprintf(out, n, "no connection");
+		snprintf(out, n, "conn=%llu", (unsigned long long)w->cnum);
 }
 
 struct worker *
@@ -113,6 +113,7 @@ worker_spawn(int slot, struct conn *owner, struct vdb_err *e)
 	w->state = W_IDLE;
 	w->slot = slot;
 	w->owner = owner;
+	w->cnum = owner ? owner->num : 0;
 	w->started = now_ms();
 	w->next = co.workers;
 	if (co.workers)
@@ -222,7 +223,8 @@ worker_on_read(struct worker *w)
 			w->scanned = 0;
 			continue;
 		}
-		while (w->req && w->fd >= 0) {
+		/* a response relayed may have emptied (and freed) the buffer */
+		while (w->req && w->fd >= 0 && buf_used(&w->in) > w->scanned) {
 			start = w->in.p + w->in.off;
 			nl = memchr(start + w->scanned, '\n', buf_used(&w->in) - w->scanned);
 			if (nl == NULL) {
@@ -239,28 +241,36 @@ worker_on_read(struct worker *w)
 	}
 }
 
-void
+/* worker_on_write: 1 if the worker was gone before it got a byte of its
+ * request, which went back to its connection (relay_requeue) */
+int
 worker_on_write(struct worker *w)
 {
 	struct req *r = w->req;
 	ssize_t n;
+	int gone;
 
 	if (r == NULL || r->line == NULL || w->fd < 0)
-		return;
+		return 0;
 	while (w->wr_off < r->len) {
 		n = send(w->fd, r->line + w->wr_off, r->len - w->wr_off, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				worker_eof(w); /* it died: the reaping answers */
-			return;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			/* it died: the reaping answers, unless nothing was
+			 * sent and another worker can have it */
+			gone = w->wr_off == 0 && (errno == EPIPE || errno == ECONNRESET);
+			worker_eof(w);
+			return gone && relay_requeue(w);
 		}
 		w->wr_off += (size_t)n;
 	}
 	/* sent: the worker has it, coord needs only the length */
 	free(r->line);
 	r->line = NULL;
+	return 0;
 }
 
 static int64_t
@@ -282,8 +292,7 @@ slot_spawn(int i)
 	s->restart_at = 0;
 	if ((w = worker_spawn(i, NULL, &e)) == NULL) {
 		s->restart_at = now_ms() + backoff_next(s);
-		log_err("worker slot %d: %s; retrying in %lld ms", i, e.msg,
-		        (long long)s->backoff);
+		log_err("worker slot %d: %s; retrying in %lld ms", i, e.msg, (long long)s->backoff);
 		return;
 	}
 	s->w = w;
@@ -467,6 +476,17 @@ pool_idle(void)
 	return NULL;
 }
 
+/* slot_leave: a worker stopped because the pool shrank leaves its slot
+ * at once: should the pool grow back before it has exited, the slot is
+ * filled again at once, and its exit is no crash of the slot's worker */
+static void
+slot_leave(struct worker *w)
+{
+	if (co.slots[w->slot].w == w)
+		co.slots[w->slot].w = NULL;
+	worker_stop(w, 0);
+}
+
 /* pool_release: a pool worker is free: the longest-waiting connection
  * gets it (a connection just answered queues behind the others) */
 void
@@ -475,7 +495,7 @@ pool_release(struct worker *w)
 	struct conn *c;
 
 	if (w->slot >= co.cfg.workers) {
-		worker_stop(w, 0); /* the pool shrank on reload */
+		slot_leave(w); /* the pool shrank on reload */
 		return;
 	}
 	while (w->state == W_IDLE && (c = co.whead) != NULL) {
@@ -512,7 +532,7 @@ pool_apply(void)
 			s->restart_at = 0;
 			/* a busy one goes when pool_release sees it done */
 			if (s->w && s->w->state == W_IDLE)
-				worker_stop(s->w, 0);
+				slot_leave(s->w);
 		}
 	}
 	if (n == 0 || pool_dead())

@@ -294,9 +294,10 @@ respond(struct server *s, const char *line, size_t len)
 	if (rc == VDB_OK && s->out.oom)
 		rc = vdb_err_set(&e, VDB_ETEMP, "out of memory");
 	if (rc == VDB_OK && s->out.n > QUERY_MAX_LINE)
-		rc = vdb_err_set(&e, VDB_EINPUT,
-		                 "response longer than %u bytes: ask for fewer vectors or a smaller k",
-		                 QUERY_MAX_LINE);
+		rc = vdb_err_set(
+		        &e, VDB_EINPUT,
+		        "response longer than %u bytes: ask for fewer vectors or a smaller k",
+		        QUERY_MAX_LINE);
 	if (rc != VDB_OK) {
 		s->out.n = head;
 		s->out.oom = 0;
@@ -354,8 +355,8 @@ serve(const char *rootpath, int threads)
 				        "{\"id\":null,\"error\":{\"code\":\"input\",\"message\":"
 				        "\"request line longer than 67108864 bytes\"}}\n";
 				write_all(msg, sizeof msg - 1);
-				fprintf(stderr,
-				        "vdb-query: fatal: request line longer than 67108864 bytes\n");
+				fprintf(stderr, "vdb-query: fatal: request line longer than "
+				                "67108864 bytes\n");
 				status = EXIT_PERM;
 				break;
 			}

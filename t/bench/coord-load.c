@@ -23,17 +23,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HIST_US 10      /* histogram bucket width */
+#define HIST_US 10 /* histogram bucket width */
 #define HIST_N 1000000 /* 10 s */
 
 struct client {
 	int fd;
 	uint64_t sent, ok, bad;
-	uint64_t next_ack;    /* sequence number of the next response expected */
-	int64_t *sent_at;     /* ring of depth send times */
-	char *in;             /* a response line being read */
+	uint64_t next_ack; /* sequence number of the next response expected */
+	int64_t *sent_at; /* ring of depth send times */
+	char *in; /* a response line being read */
 	size_t inlen, incap;
-	char *out;            /* one request being written */
+	char *out; /* one request being written */
 	size_t outoff, outlen;
 	int closed;
 };
@@ -241,13 +241,17 @@ main(int argc, char **argv)
 		if (c->ok != c->sent || c->bad) {
 			if (rc == 0)
 				fprintf(stderr,
-				        "coord-load: client %zu: sent %llu, answered correctly %llu, "
+				        "coord-load: client %zu: sent %llu, answered correctly "
+				        "%llu, "
 				        "wrong %llu%s\n",
 				        i, (unsigned long long)c->sent, (unsigned long long)c->ok,
 				        (unsigned long long)c->bad, c->closed ? ", closed" : "");
 			rc = 1;
 		}
 		close(c->fd);
+		free(c->in);
+		free(c->out);
+		free(c->sent_at);
 	}
 	for (size_t b = 0; b < HIST_N; b++)
 		total += hist[b];
@@ -265,6 +269,10 @@ main(int argc, char **argv)
 	       nclients, depth, (double)elapsed / 1e6, (unsigned long long)sent,
 	       (unsigned long long)ok, (unsigned long long)bad, (unsigned long long)lost,
 	       (double)ok / ((double)elapsed / 1e6), p50, p99);
+	free(cl);
+	free(pfd);
+	free(hist);
+	free(want);
 	return rc;
 usage:
 	fputs("usage: coord-load [-c clients] [-p depth] [-s seconds] [-q request] [-a answer]\n"

@@ -131,7 +131,8 @@ bandwidth(const float *x, size_t n, int threads)
 		double t = 0;
 		pthread_barrier_init(&bar, NULL, (unsigned)threads);
 		for (int i = 0; i < threads; i++) {
-			size_t a = n * (size_t)i / (size_t)threads, b = n * (size_t)(i + 1) / (size_t)threads;
+			size_t a = n * (size_t)i / (size_t)threads,
+			       b = n * (size_t)(i + 1) / (size_t)threads;
 			sl[i] = (struct slice){x + a, b - a, &bar, 0};
 			if (i > 0)
 				pthread_create(&tid[i], NULL, slice_sum, &sl[i]);
@@ -260,18 +261,20 @@ main(int argc, char **argv)
 		printf("\n[%s]\n(b) nq=1 over all %zu vectors:\n", isas[s], nvec);
 		for (int m = 0; m < 3; m++) {
 			double t = blocks(metrics[m], q, 1, x, nvec, nvec, 0, out);
-			printf("    %-3s  %7.2f ms/query  %6.1f QPS  %5.2f GB/s  %3.0f%% of bound\n",
+			printf("    %-3s  %7.2f ms/query  %6.1f QPS  %5.2f GB/s  %3.0f%% of "
+			       "bound\n",
 			       mnames[m], t * 1e3, 1 / t, (double)(nvec * dim * 4) / t / 1e9,
 			       100 * tbw / t);
 		}
 		{
 			double t = blocks(METRIC_L2, q, 1, x, nvec, 1024, 0, out);
-			printf("    L2 in blocks of 1024: %7.2f ms/query, %3.0f%% of bound\n", t * 1e3,
-			       100 * tbw / t);
+			printf("    L2 in blocks of 1024: %7.2f ms/query, %3.0f%% of bound\n",
+			       t * 1e3, 100 * tbw / t);
 		}
 		for (int m = 0; m < 3; m++) {
 			double fl = metrics[m] == METRIC_L2 ? 3 : 2;
-			printf("(c) %s GFLOP/s (%g flops/dim/pair), nq x block; stream | hot in L2:\n",
+			printf("(c) %s GFLOP/s (%g flops/dim/pair), nq x block; stream | hot in "
+			       "L2:\n",
 			       mnames[m], fl);
 			printf("    nq  ");
 			for (size_t b = 0; b < 3; b++)
@@ -282,10 +285,14 @@ main(int argc, char **argv)
 					continue;
 				printf("    %-3zu ", nqs[k]);
 				for (size_t b = 0; b < 3; b++) {
-					double flop = fl * (double)nqs[k] * (double)nvec * (double)dim;
-					double ts = blocks(metrics[m], q, nqs[k], x, nvec, bss[b], 0, out);
-					double th = blocks(metrics[m], q, nqs[k], x, nvec, bss[b], 1, out);
-					printf("   %6.1f %8.1f     ", flop / ts / 1e9, flop / th / 1e9);
+					double flop =
+					        fl * (double)nqs[k] * (double)nvec * (double)dim;
+					double ts = blocks(metrics[m], q, nqs[k], x, nvec, bss[b],
+					                   0, out);
+					double th = blocks(metrics[m], q, nqs[k], x, nvec, bss[b],
+					                   1, out);
+					printf("   %6.1f %8.1f     ", flop / ts / 1e9,
+					       flop / th / 1e9);
 				}
 				printf("\n");
 			}

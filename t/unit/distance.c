@@ -105,10 +105,12 @@ check_reference(const char *isa)
 			dist_block(METRICS[m], q, nq, x, n, d, out);
 			for (size_t a = 0; a < nq; a++)
 				for (size_t i = 0; i < n; i++) {
-					double tol, want = ref(METRICS[m], q + a * d, x + i * d, d, &tol);
+					double tol, want = ref(METRICS[m], q + a * d, x + i * d, d,
+					                       &tol);
 					float got = out[a * n + i];
 					cr_assert(fabs(got - want) <= tol,
-					          "%s metric %d d %zu q %zu x %zu: got %.9g want %.9g "
+					          "%s metric %d d %zu q %zu x %zu: got %.9g want "
+					          "%.9g "
 					          "(tolerance %.3g)",
 					          isa, METRICS[m], d, a, i, got, want, tol);
 				}
@@ -165,8 +167,8 @@ check_determinism(const char *isa, int special)
 		cr_assert(out != NULL && outr != NULL && rows != NULL);
 		if (special) {
 			/* NaN, infinities, zeros, denormals sprinkled in */
-			static const float sp[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-40f,
-			                           3e38f};
+			static const float sp[] = {NAN,   INFINITY, -INFINITY, 0.0f,
+			                           -0.0f, 1e-40f,   3e38f};
 			for (int k = 0; k < 20; k++) {
 				x[rnd() % (n * d)] = sp[rnd() % 7];
 				q[rnd() % (nq * d)] = sp[rnd() % 7];
@@ -180,8 +182,8 @@ check_determinism(const char *isa, int special)
 		dist_rows(metric, q, nq, x, rows, m, d, outr);
 		for (size_t a = 0; a < nq; a++)
 			for (size_t j = 0; j < m; j++)
-				same_bits(out[a * n + rows[j]], outr[a * m + j], "rows", isa, metric, d,
-				          nq, n, a, rows[j]);
+				same_bits(out[a * n + rows[j]], outr[a * m + j], "rows", isa,
+				          metric, d, nq, n, a, rows[j]);
 		/* pairs alone: the corners of the block and random ones */
 		for (int k = 0; k < 60; k++) {
 			size_t a = k == 0 ? 0 : k == 1 ? nq - 1 : rnd() % nq;
@@ -200,12 +202,14 @@ check_determinism(const char *isa, int special)
 			cr_assert_not_null(sub);
 			for (size_t a = 0; a < snq; a++) {
 				/* one query at a time against the tail of x */
-				dist_block(metric, q + (a0 + a) * d, 1, x + i0 * d, sn, d, sub + a * sn);
+				dist_block(metric, q + (a0 + a) * d, 1, x + i0 * d, sn, d,
+				           sub + a * sn);
 			}
 			for (size_t a = 0; a < snq; a++)
 				for (size_t i = 0; i < sn; i++)
-					same_bits(out[(a0 + a) * n + i0 + i], sub[a * sn + i], "sub-block",
-					          isa, metric, d, nq, n, a0 + a, i0 + i);
+					same_bits(out[(a0 + a) * n + i0 + i], sub[a * sn + i],
+					          "sub-block", isa, metric, d, nq, n, a0 + a,
+					          i0 + i);
 			free(sub);
 		}
 		free(qb);
@@ -272,12 +276,13 @@ check_integers(const char *isa)
 			for (size_t i = 0; i < N; i++) {
 				int64_t s = 0;
 				for (size_t k = 0; k < D; k++) {
-					int64_t u = (int64_t)q[a * D + k], v = (int64_t)x[i * D + k];
+					int64_t u = (int64_t)q[a * D + k],
+					        v = (int64_t)x[i * D + k];
 					s += METRICS[m] == METRIC_L2 ? (u - v) * (u - v) : u * v;
 				}
 				cr_assert_eq(out[a * N + i], (float)s,
-				             "%s metric %d q %zu x %zu: %.1f, want %lld", isa, METRICS[m],
-				             a, i, out[a * N + i], (long long)s);
+				             "%s metric %d q %zu x %zu: %.1f, want %lld", isa,
+				             METRICS[m], a, i, out[a * N + i], (long long)s);
 			}
 	}
 	cr_assert_eq(out[0], 0); /* IP of the zero query */
@@ -385,8 +390,8 @@ Test(chunks, many_queries)
 			for (size_t a = 0; a < NQ; a += 7)
 				for (size_t i = 0; i < N; i += 3) {
 					dist_block(METRICS[m], q + a * D, 1, x + i * D, 1, D, &one);
-					same_bits(out[a * N + i], one, "chunk", isas[s], METRICS[m], D, NQ,
-					          N, a, i);
+					same_bits(out[a * N + i], one, "chunk", isas[s], METRICS[m],
+					          D, NQ, N, a, i);
 				}
 			free(q);
 			free(x);
@@ -462,7 +467,9 @@ check_select(void)
 		for (int round = 0; round < 20; round++) {
 			for (size_t i = 0; i < n; i++)
 				d[i] = rnd_special();
-			float bound = round == 0 ? INFINITY : round == 1 ? -INFINITY : rnd_special();
+			float bound = round == 0   ? INFINITY
+			              : round == 1 ? -INFINITY
+			                           : rnd_special();
 			if (isnan(bound))
 				bound = 0.5f;
 			for (int neg = 0; neg <= 1; neg++) {
@@ -471,22 +478,36 @@ check_select(void)
 					float key = neg ? -d[i] : d[i];
 					if (key <= bound) {
 						cr_assert_lt(want, k, "n %zu: %zu missing", n, i);
-						cr_assert_eq(idx[want], i, "n %zu neg %d: pick %zu is %u, want %zu",
-						             n, neg, want, idx[want], i);
+						cr_assert_eq(
+						        idx[want], i,
+						        "n %zu neg %d: pick %zu is %u, want %zu", n,
+						        neg, want, idx[want], i);
 						want++;
 					}
 				}
-				cr_assert_eq(k, want, "n %zu neg %d bound %g: %zu picks, want %zu", n, neg,
-				             (double)bound, k, want);
+				cr_assert_eq(k, want, "n %zu neg %d bound %g: %zu picks, want %zu",
+				             n, neg, (double)bound, k, want);
 			}
 		}
 		free(d);
 	}
 }
 
-Test(select, avx512) { use_isa("avx512"); check_select(); }
-Test(select, avx2) { use_isa("avx2"); check_select(); }
-Test(select, c) { use_isa("c"); check_select(); }
+Test(select, avx512)
+{
+	use_isa("avx512");
+	check_select();
+}
+Test(select, avx2)
+{
+	use_isa("avx2");
+	check_select();
+}
+Test(select, c)
+{
+	use_isa("c");
+	check_select();
+}
 
 static void
 check_sqnorms(void)
@@ -503,17 +524,29 @@ check_sqnorms(void)
 			double ref = 0;
 			for (size_t k = 0; k < d; k++)
 				ref += (double)x[i * d + k] * x[i * d + k];
-			cr_assert_leq(fabs(out[i] - ref), 1e-5 * ref + 1e-30, "d %zu row %zu: %g, want %g",
-			              d, i, (double)out[i], ref);
+			cr_assert_leq(fabs(out[i] - ref), 1e-5 * ref + 1e-30,
+			              "d %zu row %zu: %g, want %g", d, i, (double)out[i], ref);
 			cr_assert_eq(out2[n - 1 - i], out[i], "d %zu: rows give another norm", d);
 		}
 		free(x);
 	}
 }
 
-Test(sqnorms, avx512) { use_isa("avx512"); check_sqnorms(); }
-Test(sqnorms, avx2) { use_isa("avx2"); check_sqnorms(); }
-Test(sqnorms, c) { use_isa("c"); check_sqnorms(); }
+Test(sqnorms, avx512)
+{
+	use_isa("avx512");
+	check_sqnorms();
+}
+Test(sqnorms, avx2)
+{
+	use_isa("avx2");
+	check_sqnorms();
+}
+Test(sqnorms, c)
+{
+	use_isa("c");
+	check_sqnorms();
+}
 
 /* dist_select_dot never leaves out a row whose exact L2 distance is at or
  * under the bound: near-duplicates (where the shortcut's cancellation is
@@ -539,7 +572,8 @@ check_select_dot(void)
 					float v = rnd_float() * scales[sc];
 					/* a quarter: q itself, nudged by an ulp or a few */
 					if (i % 4 == 0)
-						v = nextafterf(q[k], rnd() % 2 ? INFINITY : -INFINITY);
+						v = nextafterf(q[k],
+						               rnd() % 2 ? INFINITY : -INFINITY);
 					if (i % 4 == 1)
 						v = q[k] * (1 + (float)(rnd() % 8) * 0x1p-20f);
 					x[i * d + k] = v;
@@ -554,7 +588,8 @@ check_select_dot(void)
 				float bound = ex[b];
 				if (isnan(bound))
 					continue;
-				size_t k = dist_select_dot(dot, xx, N, qq, d, bound, idx), t = 0, in = 0;
+				size_t k = dist_select_dot(dot, xx, N, qq, d, bound, idx), t = 0,
+				       in = 0;
 				for (size_t i = 0; i < N; i++) {
 					while (t < k && idx[t] < i)
 						t++;
@@ -562,10 +597,12 @@ check_select_dot(void)
 					in += ex[i] <= bound;
 					if (ex[i] <= bound)
 						cr_assert(picked,
-						          "d %zu scale %g: row %zu (L2 %a) left out at bound %a "
+						          "d %zu scale %g: row %zu (L2 %a) left "
+						          "out at bound %a "
 						          "(dot %a, |x|^2 %a, |q|^2 %a)",
-						          d, (double)scales[sc], i, (double)ex[i], (double)bound,
-						          (double)dot[i], (double)xx[i], (double)qq);
+						          d, (double)scales[sc], i, (double)ex[i],
+						          (double)bound, (double)dot[i],
+						          (double)xx[i], (double)qq);
 				}
 				if (sc == 0 && b % 4 >= 2) { /* spread rows, ordinary norms */
 					extra += k - in;
@@ -582,6 +619,18 @@ check_select_dot(void)
 	}
 }
 
-Test(select_dot, avx512) { use_isa("avx512"); check_select_dot(); }
-Test(select_dot, avx2) { use_isa("avx2"); check_select_dot(); }
-Test(select_dot, c) { use_isa("c"); check_select_dot(); }
+Test(select_dot, avx512)
+{
+	use_isa("avx512");
+	check_select_dot();
+}
+Test(select_dot, avx2)
+{
+	use_isa("avx2");
+	check_select_dot();
+}
+Test(select_dot, c)
+{
+	use_isa("c");
+	check_select_dot();
+}
