@@ -18,7 +18,7 @@
 #include "distance.h"
 #include "file.h"
 
-#define CHUNK 16384 /* rows a thread takes at a time */
+#define CHUNK 16384 /* rows a thread takes at a time, at most */
 #define VB 256 /* vectors per kernel call: 128 KiB of 128-d floats, in L2 */
 #define QB 16 /* queries per kernel call */
 /* L2 for at least this many queries at once goes by the dot product (one
