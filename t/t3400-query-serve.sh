@@ -110,4 +110,36 @@ t_bounds() {
 			'{"id":4,"ok":true}' | cmp - "$TMP/o"
 }
 test_expect "a request past a bound gets an input error, and the session goes on" t_bounds
+
+# serve reads plain vectors from the text itself and leaves the rest to
+# jansson: an escaped key ("vect\u006fr") takes jansson's way, and both
+# ways must read every number alike and give the same errors
+t_fastpath() {
+	for v in '[0,0]' '[-0,1e2]' '[0.5E-3,-1.5e+2]' '[12345678901234567,1]' '[ 1 , 2 ]' \
+		'[3.4028234663852886e38,-1]' '[1e39,0]' '[123456789012345678901,1]' '[1,2,3]' '[]' \
+		'[01,2]' '[1.,2]' '[1,2,]' '[-,2]' '["1",2]' '[[1],2]' '[1,2]]' '[1 2]'; do
+		printf '{"id":1,"op":"search","collection":"c","vector":%s,"k":2}\n' "$v"
+		printf '{"id":1,"op":"search","collection":"c","vect\\u006fr":%s,"k":2}\n' "$v"
+		printf '{"id":1,"op":"search","collection":"c","vectors":[%s,[1,1]],"k":2}\n' "$v"
+		printf '{"id":1,"op":"search","collection":"c","vect\\u006frs":[%s,[1,1]],"k":2}\n' "$v"
+	done >"$TMP/rq"
+	printf '%s\n' '{"id":2,"op":"search","collection":"c","vectors":[[1,1]],"k": }' \
+		'{"id":3,"vector":[1,1],"op":"search","collection":"c","vector":[2,2]}' \
+		'{"id":4,"op":"search","collection":"c","vector":[1,1],"vectors":[[2,2]]}' >"$TMP/rq2"
+	vdb-query serve <"$TMP/rq" >"$TMP/o" && vdb-query serve <"$TMP/rq2" >"$TMP/o2" || return 1
+	[ "$(wc -l <"$TMP/o")" -eq 72 ] || return 1
+	# each plain request answers as its escaped twin (whose parse errors
+	# are 5 columns further on)
+	awk '{ sub(/column [0-9]+/, "column") }
+	     NR % 2 == 1 { a = $0; next } $0 != a { print "line " NR ": " a " vs " $0; bad = 1 }
+	     END { exit bad }' "$TMP/o" || return 1
+	grep -c '"hits":\[{' "$TMP/o" | grep -qx 24 &&
+		grep -q 'vector value 0 is not a finite float' "$TMP/o" &&
+		grep -q 'too big integer' "$TMP/o" && grep -q 'a vector has 3 values, want 2' "$TMP/o" &&
+		grep -q 'query 0: a vector has 0 values, want 2' "$TMP/o" &&
+		sed -n 1p "$TMP/o2" | grep -q '"message":"column 63: ' &&
+		sed -n 2p "$TMP/o2" | grep -q 'duplicate object key' &&
+		sed -n 3p "$TMP/o2" | grep -q 'both \\"vector\\" and \\"vectors\\"'
+}
+test_expect "vectors read from the text and through jansson answer alike, errors too" t_fastpath
 test_done
