@@ -17,6 +17,8 @@ test_expect "--count of an empty collection is 0" "[ \"\$(vdb-query --count c)\"
 # A writer that keeps its pipe open: each record must be searchable as soon
 # as its acknowledgement line appears, with no seal and no EOF.
 mkfifo "$TMP/in"
+# there before the writer opens it: its redirection waits for the fifo
+: >"$TMP/acks"
 vdb-ingest --batch-rows 1 c <"$TMP/in" >"$TMP/acks" 2>"$TMP/ierr" &
 ipid=$!
 exec 3>"$TMP/in"

@@ -65,7 +65,7 @@ test_expect "a request line over 64 MiB: an error, then the session ends" \
 	"{ head -c 70000000 /dev/zero | tr '\0' ' '; echo; echo '{\"op\":\"ping\"}'; } | vdb-query serve >'$TMP/o' 2>'$TMP/e';
 	 [ \$? = 100 ] && grep -q 'request line longer than 67108864 bytes' '$TMP/o' && ! grep -q ok '$TMP/o'"
 test_expect "a session sees data ingested between its requests" \
-	"mkfifo '$TMP/f' && { vdb-query serve <'$TMP/f' >'$TMP/o' & } &&
+	"mkfifo '$TMP/f' && : >'$TMP/o' && { vdb-query serve <'$TMP/f' >'$TMP/o' & } &&
 	 exec 4>'$TMP/f' && echo '{\"op\":\"count\",\"collection\":\"c\"}' >&4 &&
 	 n=0; while [ \$(wc -l <'$TMP/o') -lt 1 ] && [ \$n -lt 100 ]; do sleep 0.05; n=\$((n + 1)); done;
 	 echo '{\"id\":3,\"vector\":[5,5],\"year\":1,\"tag\":\"z\"}' | vdb-ingest c >/dev/null &&
