@@ -355,6 +355,21 @@ fast_read(struct fastvec *fv, const char *line, size_t len)
 	fv->on = 1;
 }
 
+/* req_bounds: one request's memory is bounded: its heaps hold up to
+ * vectors x k hits (formats/wire.md) */
+static int
+req_bounds(size_t nvec, long k, struct vdb_err *e)
+{
+	if (nvec > SERVE_MAX_QUERIES)
+		return vdb_err_set(e, VDB_EINPUT, "more than %d vectors in one request",
+		                   SERVE_MAX_QUERIES);
+	if (nvec * (size_t)(k > 0 ? k : 10) > SERVE_MAX_HITS)
+		return vdb_err_set(e, VDB_EINPUT,
+		                   "%zu vectors x k %ld: more than %d hits in one request", nvec,
+		                   k > 0 ? k : 10L, SERVE_MAX_HITS);
+	return VDB_OK;
+}
+
 /* fast_vectors: handle's use of what fast_read read, with handle's checks
  * and errors */
 static int
@@ -364,13 +379,8 @@ fast_vectors(struct server *s, const struct qopts *o, long k, struct vdb_err *e)
 	size_t off = 0;
 	int rc;
 
-	if (fv->many && fv->nvec > SERVE_MAX_QUERIES)
-		return vdb_err_set(e, VDB_EINPUT, "more than %d vectors in one request",
-		                   SERVE_MAX_QUERIES);
-	if (fv->many && fv->nvec * (size_t)(k > 0 ? k : 10) > SERVE_MAX_HITS)
-		return vdb_err_set(e, VDB_EINPUT,
-		                   "%zu vectors x k %ld: more than %d hits in one request",
-		                   fv->nvec, k > 0 ? k : 10L, SERVE_MAX_HITS);
+	if (fv->many && (rc = req_bounds(fv->nvec, k, e)) != VDB_OK)
+		return rc;
 	for (size_t i = 0; i < fv->nvec; i++) {
 		if (fv->len[i] != o->sc->dim)
 			rc = vdb_err_set(e, VDB_EINPUT, "a vector has %zu values, want %u",
@@ -514,15 +524,8 @@ handle(struct server *s, json_t *req, struct vdb_err *e)
 		if (!json_is_array(v) || json_array_size(v) == 0)
 			return vdb_err_set(e, VDB_EINPUT,
 			                   "\"vectors\" must be an array of vectors");
-		/* bounds on one request's memory: its heaps hold up to
-		 * vectors x k hits */
-		if (json_array_size(v) > SERVE_MAX_QUERIES)
-			return vdb_err_set(e, VDB_EINPUT, "more than %d vectors in one request",
-			                   SERVE_MAX_QUERIES);
-		if (json_array_size(v) * (size_t)(k > 0 ? k : 10) > SERVE_MAX_HITS)
-			return vdb_err_set(e, VDB_EINPUT,
-			                   "%zu vectors x k %ld: more than %d hits in one request",
-			                   json_array_size(v), k > 0 ? k : 10L, SERVE_MAX_HITS);
+		if ((rc = req_bounds(json_array_size(v), k, e)) != VDB_OK)
+			return rc;
 		json_array_foreach (v, i, x) {
 			if ((rc = add_vector(s, &o, x, k, e)) != VDB_OK) {
 				vdb_err_prefix(e, "query %zu: ", i);
