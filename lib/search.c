@@ -512,6 +512,17 @@ job_fail(struct job *j, int rc, const struct vdb_err *e)
 	pthread_mutex_unlock(&j->lock);
 }
 
+/* offer: row r of src, at key, to a query's heap if it can get in (the
+ * heap may have got better since the row was selected; NaN never gets in) */
+static int
+offer(const struct job *j, struct qstate *s, const struct source *src, uint32_t r, float key)
+{
+	if (!(key <= s->bound) || !(key <= j->rbound))
+		return 0;
+	struct hit h = {src->b->ids[r], key, (uint32_t)(src - j->set->src), r};
+	return qs_push(s, &h);
+}
+
 /* scan_dot: the L2 shortcut (DOT_MIN_NQ) for queries q0 .. q0+nq of a
  * group: dot products for all, exact distances for the rows they pick */
 static int
@@ -536,15 +547,9 @@ scan_dot(struct worker *w, const struct group *g, size_t q0, size_t nq, const st
 		for (size_t t = 0; t < nsel; t++)
 			w->srows[t] = rows ? rows[w->sel[t]] : (uint32_t)(from + w->sel[t]);
 		dist_rows(METRIC_L2, qv + a * dim, 1, src->vec, w->srows, nsel, dim, w->ex);
-		for (size_t t = 0; t < nsel; t++) {
-			float key = w->ex[t];
-			if (!(key <= s->bound) || !(key <= j->rbound))
-				continue; /* NaN lands here too */
-			struct hit h = {src->b->ids[w->srows[t]], key,
-			                (uint32_t)(src - j->set->src), w->srows[t]};
-			if ((rc = qs_push(s, &h)) < 0)
+		for (size_t t = 0; t < nsel; t++)
+			if ((rc = offer(j, s, src, w->srows[t], w->ex[t])) < 0)
 				return rc;
-		}
 	}
 	return 0;
 }
@@ -558,14 +563,15 @@ scan_block(struct worker *w, const struct group *g, const struct source *src, si
 	const struct job *j = w->job;
 	size_t dim = j->set->sc->dim;
 	int metric = j->set->sc->metric;
+	int dot = metric == METRIC_L2 && g->nq >= DOT_MIN_NQ;
 	int rc;
 
-	if (metric == METRIC_L2 && g->nq >= DOT_MIN_NQ)
+	if (dot)
 		dist_sqnorms(rows ? src->vec : src->vec + from * dim, rows, n, dim, w->xx);
 	for (size_t q0 = 0; q0 < g->nq; q0 += QB) {
 		size_t nq = g->nq - q0 < QB ? g->nq - q0 : QB;
 		const float *qv = g->q + q0 * dim;
-		if (metric == METRIC_L2 && g->nq >= DOT_MIN_NQ) {
+		if (dot) {
 			if ((rc = scan_dot(w, g, q0, nq, src, from, rows, n)) < 0)
 				return rc;
 			continue;
@@ -581,13 +587,8 @@ scan_block(struct worker *w, const struct group *g, const struct source *src, si
 			        d, n, j->neg, s->bound < j->rbound ? s->bound : j->rbound, w->sel);
 			for (size_t t = 0; t < nsel; t++) {
 				size_t i = w->sel[t];
-				float key = j->neg ? -d[i] : d[i];
-				if (!(key <= s->bound))
-					continue; /* the heap got better since the selection */
-				size_t r = rows ? rows[i] : from + i;
-				struct hit h = {src->b->ids[r], key, (uint32_t)(src - j->set->src),
-				                (uint32_t)r};
-				if ((rc = qs_push(s, &h)) < 0)
+				uint32_t r = rows ? rows[i] : (uint32_t)(from + i);
+				if ((rc = offer(j, s, src, r, j->neg ? -d[i] : d[i])) < 0)
 					return rc;
 			}
 		}
