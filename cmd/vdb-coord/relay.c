@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "coord.h"
+#include "jscan.h"
 
 #define ID_MAX_BYTES ((size_t)64 << 10) /* a longer "id" is answered as null */
 #define READ_BURST ((size_t)1 << 20) /* per connection per wake-up */
@@ -64,140 +65,19 @@ req_free(struct req *r)
 
 /* A peek at the request: the top-level "id" and "op" without building the
  * whole tree, which for a 64 MiB array of numbers would cost jansson
- * gigabytes.  Values are skipped by bracket depth; only the id's and op's
- * own text goes to jansson.  Anything malformed leaves id null and op "?":
- * the worker will say what is wrong with it. */
-static const char *
-skip_ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-		p++;
-	return p;
-}
-
-static const char *
-skip_string(const char *p, const char *end)
-{
-	for (p++; p < end; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
-			return p + 1;
-	}
-	return NULL;
-}
-
-static const char *
-skip_value(const char *p, const char *end)
-{
-	const char *start = p;
-	size_t depth = 0;
-
-	if (p >= end)
-		return NULL;
-	if (*p == '"')
-		return skip_string(p, end);
-	if (*p == '{' || *p == '[') {
-		while (p < end) {
-			if (*p == '"') {
-				if ((p = skip_string(p, end)) == NULL)
-					return NULL;
-				continue;
-			}
-			if (*p == '{' || *p == '[')
-				depth++;
-			else if ((*p == '}' || *p == ']') && --depth == 0)
-				return p + 1;
-			p++;
-		}
-		return NULL;
-	}
-	while (p < end && !strchr(",}] \t\r\n", *p))
-		p++;
-	return p > start ? p : NULL;
-}
-
-/* key_is: a key compared as JSON compares it ("\u0069d" is "id"); a key
- * longer than want with every character escaped is not want, and is not
- * given to jansson */
-static int
-key_is(const char *k, size_t klen, const char *want)
-{
-	size_t wlen = strlen(want);
-	json_t *s;
-	int eq;
-
-	if (memchr(k, '\\', klen) == NULL)
-		return klen == wlen + 2 && memcmp(k + 1, want, wlen) == 0;
-	if (klen > 6 * wlen + 2)
-		return 0;
-	s = json_loadb(k, klen, JSON_DECODE_ANY, NULL);
-	eq = json_is_string(s) && strcmp(json_string_value(s), want) == 0;
-	json_decref(s);
-	return eq;
-}
-
-struct span {
-	const char *p; /* NULL: absent */
-	size_t len;
-};
-
-/* obj_scan: the object at p, up to end: where the value of each keys[i]
- * is, in vals[i] (a repeated key: jansson keeps the last, and so do we).
- * Returns the end of the object, or NULL if it is malformed. */
-static const char *
-obj_scan(const char *p, const char *end, const char *const *keys, struct span *vals, size_t nkeys)
-{
-	const char *k, *kend, *v;
-	size_t i;
-
-	for (i = 0; i < nkeys; i++) {
-		vals[i].p = NULL;
-		vals[i].len = 0;
-	}
-	if (p == end || *p != '{')
-		return NULL;
-	p = skip_ws(p + 1, end);
-	if (p < end && *p == '}')
-		return p + 1;
-	for (;;) {
-		if (p == end || *p != '"')
-			return NULL;
-		k = p;
-		if ((kend = p = skip_string(p, end)) == NULL)
-			return NULL;
-		if ((p = skip_ws(p, end)) == end || *p != ':')
-			return NULL;
-		v = skip_ws(p + 1, end);
-		if ((p = skip_value(v, end)) == NULL)
-			return NULL;
-		for (i = 0; i < nkeys; i++)
-			if (key_is(k, (size_t)(kend - k), keys[i])) {
-				vals[i].p = v;
-				vals[i].len = (size_t)(p - v);
-				break;
-			}
-		p = skip_ws(p, end);
-		if (p < end && *p == ',') {
-			p = skip_ws(p + 1, end);
-			continue;
-		}
-		if (p < end && *p == '}')
-			return p + 1;
-		return NULL;
-	}
-}
-
+ * gigabytes (jscan.h); only the id's and op's own text goes to jansson.
+ * Anything malformed leaves id null and op "?": the worker will say what
+ * is wrong with it. */
 static void
 req_peek(struct req *r, const char *line, size_t len)
 {
 	static const char *const keys[] = {"id", "op"};
 	const char *end = line + len, *p;
-	struct span v[2];
+	struct jspan v[2];
 	json_t *j;
 
-	p = obj_scan(skip_ws(line, end), end, keys, v, 2);
-	if (p == NULL || skip_ws(p, end) != end)
+	p = jscan_object(jscan_ws(line, end), end, keys, v, 2);
+	if (p == NULL || jscan_ws(p, end) != end)
 		return;
 	if (v[0].p && v[0].len <= ID_MAX_BYTES &&
 	    (j = json_loadb(v[0].p, v[0].len, JSON_DECODE_ANY, NULL)) != NULL) {
@@ -709,17 +589,17 @@ response_status(const char *line, size_t len, char *code, size_t codelen)
 {
 	static const char *const top[] = {"error"}, *const sub[] = {"code"};
 	const char *end = line + len, *p, *s;
-	struct span err, cs;
+	struct jspan err, cs;
 	json_t *j;
 
 	snprintf(code, codelen, "ok");
 	if (memmem(line, len, "\"error\"", 7) == NULL)
 		return;
-	p = obj_scan(skip_ws(line, end), end, top, &err, 1);
-	if (p == NULL || skip_ws(p, end) != end || err.p == NULL)
+	p = jscan_object(jscan_ws(line, end), end, top, &err, 1);
+	if (p == NULL || jscan_ws(p, end) != end || err.p == NULL)
 		return;
 	snprintf(code, codelen, "error");
-	if (obj_scan(err.p, err.p + err.len, sub, &cs, 1) == NULL || cs.p == NULL ||
+	if (jscan_object(err.p, err.p + err.len, sub, &cs, 1) == NULL || cs.p == NULL ||
 	    cs.len > codelen + 1)
 		return;
 	j = json_loadb(cs.p, cs.len, JSON_DECODE_ANY, NULL);

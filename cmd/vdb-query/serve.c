@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jscan.h"
 #include "query.h"
 
 /* a collection this server has searched, with its segments; allocated
@@ -133,51 +134,6 @@ add_vector(struct server *s, const struct qopts *o, json_t *v, long k, struct vd
 
 /* ---- fast_read: see struct fastvec ---- */
 
-static const char *
-fj_ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
-/* fj_skip: past one value of any kind, or NULL; only its extent matters
- * (jansson checks the rest) */
-static const char *
-fj_skip(const char *p, const char *end)
-{
-	int depth = 0;
-
-	while (p < end) {
-		char c = *p;
-		if (c == '"') {
-			for (p++; p < end && *p != '"'; p++)
-				if (*p == '\\')
-					p++;
-			if (p >= end)
-				return NULL;
-			p++;
-			if (depth == 0)
-				return p;
-		} else if (c == '[' || c == '{') {
-			depth++;
-			p++;
-		} else if (c == ']' || c == '}') {
-			if (depth == 0)
-				return p; /* a scalar ends at its container's end */
-			p++;
-			if (--depth == 0)
-				return p;
-		} else if (depth == 0 &&
-		           (c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n')) {
-			return p;
-		} else {
-			p++;
-		}
-	}
-	return depth == 0 ? p : NULL;
-}
-
 /* fj_number: a JSON number read as jansson reads it (an integer as a
  * 64-bit integer, made a double; anything else by strtod), if it is one
  * and a finite float; else NULL */
@@ -234,7 +190,7 @@ fj_vector(struct fastvec *fv, const char *p, const char *end)
 
 	if (p >= end || *p != '[')
 		return NULL;
-	p = fj_ws(p + 1, end);
+	p = jscan_ws(p + 1, end);
 	if (p < end && *p == ']')
 		p++;
 	else
@@ -250,14 +206,14 @@ fj_vector(struct fastvec *fv, const char *p, const char *end)
 			if ((p = fj_number(p, end, &fv->v[fv->n])) == NULL)
 				return NULL;
 			fv->n++;
-			p = fj_ws(p, end);
+			p = jscan_ws(p, end);
 			if (p < end && *p == ']') {
 				p++;
 				break;
 			}
 			if (p >= end || *p != ',')
 				return NULL;
-			p = fj_ws(p + 1, end);
+			p = jscan_ws(p + 1, end);
 		}
 	if (fv->nvec == fv->lcap) {
 		size_t nc = fv->lcap ? fv->lcap * 2 : 64;
@@ -271,76 +227,46 @@ fj_vector(struct fastvec *fv, const char *p, const char *end)
 	return p;
 }
 
+/* fj_vectors: [vector, ...], at least one, into fv */
+static const char *
+fj_vectors(struct fastvec *fv, const char *p, const char *end)
+{
+	if (p >= end || *p != '[')
+		return NULL;
+	p = jscan_ws(p + 1, end);
+	for (;;) {
+		if ((p = fj_vector(fv, p, end)) == NULL)
+			return NULL;
+		p = jscan_ws(p, end);
+		if (p < end && *p == ']')
+			return p + 1;
+		if (p >= end || *p != ',')
+			return NULL;
+		p = jscan_ws(p + 1, end);
+	}
+}
+
 /* fast_read: fv->on if the request's one "vector" or "vectors" was read;
  * then fv->line is the request with that value replaced by 0 */
 static void
 fast_read(struct fastvec *fv, const char *line, size_t len)
 {
-	const char *p = line, *end = line + len, *a = NULL, *b = NULL;
+	static const char *const keys[] = {"vector", "vectors"};
+	const char *end = line + len, *p;
+	struct jspan v[2], *sp;
 
 	fv->on = 0;
 	fv->n = fv->nvec = 0;
-	p = fj_ws(p, end);
-	if (p >= end || *p++ != '{')
+	p = jscan_object(jscan_ws(line, end), end, keys, v, 2);
+	/* malformed, neither or both, or a key written with escapes:
+	 * jansson's, and its errors */
+	if (p == NULL || jscan_ws(p, end) != end || (v[0].p == NULL) == (v[1].p == NULL))
 		return;
-	for (;;) {
-		const char *k, *v;
-		size_t klen;
-		p = fj_ws(p, end);
-		if (p < end && *p == '}' && a == NULL)
-			return;
-		if (p >= end || *p != '"')
-			return;
-		k = ++p;
-		while (p < end && *p != '"' && *p != '\\')
-			p++;
-		if (p >= end || *p != '"')
-			return; /* an escaped key: jansson's */
-		klen = (size_t)(p - k);
-		p = fj_ws(p + 1, end);
-		if (p >= end || *p != ':')
-			return;
-		v = p = fj_ws(p + 1, end);
-		if ((klen == 6 || klen == 7) && memcmp(k, "vectors", klen) == 0) {
-			int many = klen == 7;
-			if (a != NULL)
-				return; /* twice, or both: jansson says which */
-			fv->many = many;
-			if (!many) {
-				p = fj_vector(fv, p, end);
-			} else {
-				if (p >= end || *p != '[')
-					return;
-				p = fj_ws(p + 1, end);
-				for (;;) {
-					if ((p = fj_vector(fv, p, end)) == NULL)
-						return;
-					p = fj_ws(p, end);
-					if (p < end && *p == ']') {
-						p++;
-						break;
-					}
-					if (p >= end || *p != ',')
-						return;
-					p = fj_ws(p + 1, end);
-				}
-			}
-			if (p == NULL)
-				return;
-			a = v;
-			b = p;
-		} else if ((p = fj_skip(p, end)) == NULL) {
-			return;
-		}
-		p = fj_ws(p, end);
-		if (p < end && *p == ',') {
-			p++;
-			continue;
-		}
-		if (p < end && *p == '}' && a != NULL)
-			break;
+	sp = v[0].p ? &v[0] : &v[1];
+	fv->many = sp == &v[1];
+	if (sp->escaped || (fv->many ? fj_vectors(fv, sp->p, sp->p + sp->len)
+	                             : fj_vector(fv, sp->p, sp->p + sp->len)) != sp->p + sp->len)
 		return;
-	}
 	if (fv->linecap < len + 1) {
 		char *nl = realloc(fv->line, len + 1);
 		if (nl == NULL)
@@ -348,10 +274,11 @@ fast_read(struct fastvec *fv, const char *line, size_t len)
 		fv->line = nl;
 		fv->linecap = len + 1;
 	}
-	memcpy(fv->line, line, (size_t)(a - line));
-	fv->line[a - line] = '0';
-	memcpy(fv->line + (a - line) + 1, b, (size_t)(end - b));
-	fv->linelen = (size_t)(a - line) + 1 + (size_t)(end - b);
+	fv->linelen = (size_t)(sp->p - line);
+	memcpy(fv->line, line, fv->linelen);
+	fv->line[fv->linelen++] = '0';
+	memcpy(fv->line + fv->linelen, sp->p + sp->len, (size_t)(end - sp->p - sp->len));
+	fv->linelen += (size_t)(end - sp->p - sp->len);
 	fv->on = 1;
 }
 
