@@ -80,6 +80,19 @@ index_spec_set(struct index_spec *s, const char *name, const char *value, struct
 }
 
 int
+index_spec_set_kv(struct index_spec *s, const char *kv, struct vdb_err *e)
+{
+	const char *eq = strchr(kv, '=');
+	char name[32];
+
+	if (eq == NULL || eq == kv || (size_t)(eq - kv) >= sizeof name)
+		return vdb_err_set(e, VDB_EINPUT, "index parameter '%.60s' is not NAME=VALUE", kv);
+	memcpy(name, kv, eq - kv);
+	name[eq - kv] = '\0';
+	return index_spec_set(s, name, eq + 1, e);
+}
+
+int
 index_spec_check(const struct index_spec *s, uint32_t dim, struct vdb_err *e)
 {
 	int hnsw = s->type == IDX_HNSW, ivf = s->type >= IDX_IVF_FLAT;

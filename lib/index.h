@@ -48,9 +48,11 @@ struct index_spec {
 const char *index_type_name(int type);
 /* index_type_parse: -1 if unknown */
 int index_type_parse(const char *s);
-/* index_spec_parse_param: "M=16", "efConstruction=200", "nlist=1024",
- * "m=16" (pq), also as separate name and value; range-checked */
+/* index_spec_set: one parameter by name — "M", "efConstruction", "nlist",
+ * "m" (IVF_PQ sub-quantizers) — range-checked; index_spec_set_kv: the
+ * same from "NAME=VALUE" */
 int index_spec_set(struct index_spec *s, const char *name, const char *value, struct vdb_err *e);
+int index_spec_set_kv(struct index_spec *s, const char *kv, struct vdb_err *e);
 /* index_spec_check: the parameters fit the type and the dimension */
 int index_spec_check(const struct index_spec *s, uint32_t dim, struct vdb_err *e);
 /* index_spec_format: canonical text, e.g. "hnsw M=16 efConstruction=200";

@@ -67,6 +67,29 @@ static const char *migrations[] = {
         "  sealed_seq INTEGER NOT NULL DEFAULT 0);"
         "CREATE TABLE tso (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);"
         "INSERT INTO tso VALUES (1, 0);",
+        /* 1 -> 2: indexes, and objects waiting out their grace period */
+        "CREATE TABLE collection_index ("
+        "  collection_id INTEGER PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,"
+        "  type TEXT NOT NULL CHECK (type IN ('flat','hnsw','ivf_flat','ivf_sq8','ivf_pq')),"
+        "  m INTEGER NOT NULL DEFAULT 0,"
+        "  ef_construction INTEGER NOT NULL DEFAULT 0,"
+        "  nlist INTEGER NOT NULL DEFAULT 0,"
+        "  pq_m INTEGER NOT NULL DEFAULT 0,"
+        "  spec TEXT NOT NULL);"
+        "CREATE TABLE indexes ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
+        "  segment_object TEXT NOT NULL,"
+        "  spec TEXT NOT NULL,"
+        "  type TEXT NOT NULL CHECK (type IN ('hnsw','ivf_flat','ivf_sq8','ivf_pq')),"
+        "  object TEXT NOT NULL,"
+        "  bytes INTEGER NOT NULL,"
+        "  created INTEGER NOT NULL,"
+        "  UNIQUE (collection_id, segment_object, spec));"
+        "CREATE INDEX indexes_object ON indexes(object);"
+        "CREATE TABLE trash ("
+        "  object TEXT PRIMARY KEY,"
+        "  since INTEGER NOT NULL);",
 };
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -538,6 +561,9 @@ meta_collection_drop(struct meta *m, int64_t id, char (**objects)[65], size_t *n
 	return drop_owned(m,
 	                  "SELECT DISTINCT object FROM segments WHERE collection_id = ?1 "
 	                  "AND object NOT IN (SELECT object FROM segments "
+	                  "WHERE collection_id != ?1) "
+	                  "UNION SELECT object FROM indexes WHERE collection_id = ?1 "
+	                  "AND object NOT IN (SELECT object FROM indexes "
 	                  "WHERE collection_id != ?1)",
 	                  "DELETE FROM collections WHERE id = ?", id, objects, nobj, e);
 }
@@ -744,10 +770,20 @@ meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first, struc
 	return rc;
 }
 
+/* each segment with the index a search should use: one of the current
+ * spec if built, else the newest of another spec (still correct, and
+ * better than none until vdb-index catches up); none when the spec is
+ * flat */
 #define SEG_COLS                                                                                   \
 	"SELECT s.id, s.collection_id, s.partition_id, p.name, s.object, s.rows, s.bytes, "        \
-	"s.min_id, s.max_id, s.min_ts, s.max_ts, s.created FROM segments s "                       \
-	"JOIN partitions p ON p.id = s.partition_id "
+	"s.min_id, s.max_id, s.min_ts, s.max_ts, s.created, ix.object, ix.type, "                  \
+	"ix.spec = ci.spec FROM segments s "                                                       \
+	"JOIN partitions p ON p.id = s.partition_id "                                              \
+	"LEFT JOIN collection_index ci ON ci.collection_id = s.collection_id "                     \
+	"AND ci.type != 'flat' "                                                                   \
+	"LEFT JOIN indexes ix ON ix.id = (SELECT i.id FROM indexes i "                             \
+	"WHERE ci.type IS NOT NULL AND i.collection_id = s.collection_id "                         \
+	"AND i.segment_object = s.object ORDER BY i.spec = ci.spec DESC, i.id DESC LIMIT 1) "
 
 int
 meta_segments(struct meta *m, int64_t cid, struct seg_info **out, size_t *n, struct vdb_err *e)
@@ -779,6 +815,14 @@ meta_segments(struct meta *m, int64_t cid, struct seg_info **out, size_t *n, str
 		s->min_ts = (uint64_t)sqlite3_column_int64(st, 9);
 		s->max_ts = (uint64_t)sqlite3_column_int64(st, 10);
 		s->created = sqlite3_column_int64(st, 11);
+		s->index[0] = '\0';
+		s->index_type = IDX_FLAT;
+		s->index_current = 0;
+		if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+			snprintf(s->index, sizeof(s->index), "%s", sqlite3_column_text(st, 12));
+			s->index_type = index_type_parse((const char *)sqlite3_column_text(st, 13));
+			s->index_current = sqlite3_column_int(st, 14);
+		}
 	}
 	if (rc == VDB_OK && r != SQLITE_DONE)
 		rc = dberr(m, e, "list segments");
@@ -831,22 +875,21 @@ meta_snapshot(struct meta *m, int64_t cid, struct seg_info **segs, size_t *n, ui
 	return VDB_OK;
 }
 
-int
-meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n, uint32_t sealed_seq,
-                 struct vdb_err *e)
+/* insert_segments: register segs (ids filled in) inside the caller's
+ * transaction */
+static int
+insert_segments(struct meta *m, int64_t cid, struct seg_info *segs, size_t n, int64_t now,
+                struct vdb_err *e)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	int rc;
-	int64_t now = (int64_t)time(NULL);
 
-	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
-		return rc;
 	if ((rc = prep(m,
 	               "INSERT INTO segments (collection_id, partition_id, object, rows, "
 	               "bytes, min_id, max_id, min_ts, max_ts, created) "
 	               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	               &st, e)) != VDB_OK)
-		goto fail;
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, cid);
@@ -861,14 +904,28 @@ meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n, u
 		sqlite3_bind_int64(st, 10, now);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			rc = dberr(m, e, "register segment");
-			goto fail;
+			break;
 		}
 		segs[i].id = sqlite3_last_insert_rowid(m->db);
 		segs[i].collection_id = cid;
 		segs[i].created = now;
 	}
 	unprep(m, st);
-	st = NULL;
+	return rc;
+}
+
+int
+meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n, uint32_t sealed_seq,
+                 struct vdb_err *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	int64_t now = (int64_t)time(NULL);
+
+	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
+		return rc;
+	if ((rc = insert_segments(m, cid, segs, n, now, e)) != VDB_OK)
+		goto fail;
 	if (sealed_seq != 0) {
 		if ((rc = prep(m,
 		               "UPDATE streams SET sealed_seq = ? WHERE collection_id = ? "
@@ -887,7 +944,6 @@ meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n, u
 		goto fail;
 	return VDB_OK;
 fail:
-	unprep(m, st);
 	return rollback(m, rc);
 }
 
@@ -925,6 +981,335 @@ meta_integrity(struct meta *m, char **report, struct vdb_err *e)
 	} else {
 		rc = dberr(m, e, "integrity_check");
 	}
+	unprep(m, st);
+	return rc;
+}
+
+/* ---- indexes and the trash (formats/meta.md, version 2) ---- */
+
+int
+meta_index_spec_get(struct meta *m, int64_t cid, struct index_spec *s, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	memset(s, 0, sizeof *s);
+	s->type = IDX_FLAT;
+	if ((rc = prep(m,
+	               "SELECT type, m, ef_construction, nlist, pq_m FROM collection_index "
+	               "WHERE collection_id = ?",
+	               &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, cid);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		s->type = index_type_parse((const char *)sqlite3_column_text(st, 0));
+		s->m = (uint32_t)sqlite3_column_int64(st, 1);
+		s->ef_construction = (uint32_t)sqlite3_column_int64(st, 2);
+		s->nlist = (uint32_t)sqlite3_column_int64(st, 3);
+		s->pq_m = (uint32_t)sqlite3_column_int64(st, 4);
+		if (s->type < 0)
+			rc = vdb_err_set(e, VDB_ECORRUPT, "unknown index type in meta.db");
+	} else if (r != SQLITE_DONE) {
+		rc = dberr(m, e, "read index spec");
+	}
+	unprep(m, st);
+	return rc;
+}
+
+int
+meta_index_spec_set(struct meta *m, int64_t cid, const struct index_spec *s, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	char text[META_SPEC_MAX];
+	int rc;
+
+	index_spec_format(s, text, sizeof text);
+	if ((rc = prep(m,
+	               "INSERT OR REPLACE INTO collection_index "
+	               "(collection_id, type, m, ef_construction, nlist, pq_m, spec) "
+	               "VALUES (?, ?, ?, ?, ?, ?, ?)",
+	               &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, cid);
+	sqlite3_bind_text(st, 2, index_type_name(s->type), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, s->m);
+	sqlite3_bind_int64(st, 4, s->ef_construction);
+	sqlite3_bind_int64(st, 5, s->nlist);
+	sqlite3_bind_int64(st, 6, s->pq_m);
+	sqlite3_bind_text(st, 7, text, -1, SQLITE_TRANSIENT);
+	return step_done(m, st, "set index spec", e);
+}
+
+static int
+index_insert(struct meta *m, int64_t cid, const struct index_reg *r, int64_t now, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(m,
+	               "INSERT INTO indexes (collection_id, segment_object, spec, type, object, "
+	               "bytes, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	               &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, cid);
+	sqlite3_bind_text(st, 2, r->seg, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->spec, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, index_type_name(r->type), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, r->object, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (int64_t)r->bytes);
+	sqlite3_bind_int64(st, 7, now);
+	rc = step_done(m, st, "register index", e);
+	if (rc == VDB_EEXIST)
+		vdb_err_set(e, VDB_EEXIST, "segment %.64s already has an index '%s'", r->seg,
+		            r->spec);
+	return rc;
+}
+
+int
+meta_index_register(struct meta *m, int64_t cid, const struct index_reg *r, struct vdb_err *e)
+{
+	return index_insert(m, cid, r, (int64_t)time(NULL), e);
+}
+
+/* the index rows of ?1 that no search will pick again */
+#define DEAD_INDEXES                                                                               \
+	"FROM indexes i WHERE i.collection_id = ?1 AND ("                                          \
+	"i.segment_object NOT IN (SELECT object FROM segments WHERE collection_id = ?1) "          \
+	"OR NOT EXISTS (SELECT 1 FROM collection_index c WHERE c.collection_id = ?1 "              \
+	"AND c.type != 'flat') "                                                                   \
+	"OR (i.spec != (SELECT spec FROM collection_index WHERE collection_id = ?1) "              \
+	"AND EXISTS (SELECT 1 FROM indexes j WHERE j.collection_id = ?1 "                          \
+	"AND j.segment_object = i.segment_object "                                                 \
+	"AND j.spec = (SELECT spec FROM collection_index WHERE collection_id = ?1))))"
+
+static int
+exec_i64(struct meta *m, const char *sql, int64_t a, int64_t b, const char *what, size_t *changes,
+         struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(m, sql, &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, a);
+	if (sqlite3_bind_parameter_count(st) > 1)
+		sqlite3_bind_int64(st, 2, b);
+	rc = sqlite3_step(st) == SQLITE_DONE ? VDB_OK : dberr(m, e, what);
+	if (changes)
+		*changes = (size_t)sqlite3_changes(m->db);
+	unprep(m, st);
+	return rc;
+}
+
+/* trash_unreferenced: an object whose row just went goes to the trash,
+ * unless another row still references it */
+static int
+trash_unreferenced(struct meta *m, const char *object, int64_t now, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(m,
+	               "INSERT OR IGNORE INTO trash (object, since) SELECT ?1, ?2 "
+	               "WHERE ?1 NOT IN (SELECT object FROM segments) "
+	               "AND ?1 NOT IN (SELECT object FROM indexes)",
+	               &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, object, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, now);
+	return step_done(m, st, "trash object", e);
+}
+
+int
+meta_index_retire(struct meta *m, int64_t cid, int64_t now, size_t *n, struct vdb_err *e)
+{
+	char(*objs)[65] = NULL;
+	size_t nobj = 0;
+	int rc;
+
+	*n = 0;
+	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
+		return rc;
+	if ((rc = collect_objects(m, "SELECT i.object " DEAD_INDEXES, cid, &objs, &nobj, e)) != VDB_OK)
+		goto fail;
+	if ((rc = exec_i64(m, "DELETE FROM indexes WHERE id IN (SELECT i.id " DEAD_INDEXES ")",
+	                   cid, 0, "retire indexes", n, e)) != VDB_OK)
+		goto fail;
+	for (size_t i = 0; i < nobj; i++)
+		if ((rc = trash_unreferenced(m, objs[i], now, e)) != VDB_OK)
+			goto fail;
+	if ((rc = exec(m, "COMMIT", e)) != VDB_OK)
+		goto fail;
+	free(objs);
+	return VDB_OK;
+fail:
+	free(objs);
+	*n = 0;
+	return rollback(m, rc);
+}
+
+int
+meta_indexes(struct meta *m, int64_t cid, struct index_row **out, size_t *n, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	struct index_row *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc, r;
+
+	if ((rc = prep(m,
+	               "SELECT collection_id, segment_object, object, spec, type, bytes "
+	               "FROM indexes WHERE ?1 < 0 OR collection_id = ?1 ORDER BY id",
+	               &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, cid);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow(&v, len, &cap, sizeof(*v)) != 0) {
+			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+			break;
+		}
+		struct index_row *x = &v[len++];
+		x->collection_id = sqlite3_column_int64(st, 0);
+		snprintf(x->seg, sizeof x->seg, "%s", sqlite3_column_text(st, 1));
+		snprintf(x->object, sizeof x->object, "%s", sqlite3_column_text(st, 2));
+		snprintf(x->spec, sizeof x->spec, "%s", sqlite3_column_text(st, 3));
+		x->type = index_type_parse((const char *)sqlite3_column_text(st, 4));
+		x->bytes = (uint64_t)sqlite3_column_int64(st, 5);
+	}
+	if (rc == VDB_OK && r != SQLITE_DONE)
+		rc = dberr(m, e, "list indexes");
+	unprep(m, st);
+	if (rc != VDB_OK) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return VDB_OK;
+}
+
+int
+meta_compact_commit(struct meta *m, int64_t cid, const int64_t *old, size_t nold,
+                    struct seg_info *segs, size_t n, const struct index_reg *idx, size_t nidx,
+                    int64_t now, struct vdb_err *e)
+{
+	char(*gone)[65] = NULL, (*more)[65] = NULL;
+	size_t ngone = 0, nmore = 0, ch;
+	int rc;
+
+	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
+		return rc;
+	for (size_t i = 0; i < nold; i++) {
+		void *nv;
+		/* the objects of the old segment and its indexes, before the
+		 * rows go */
+		if ((rc = collect_objects(m,
+		                     "SELECT object FROM segments WHERE id = ?1 UNION "
+		                     "SELECT i.object FROM indexes i JOIN segments s "
+		                     "ON i.segment_object = s.object "
+		                     "AND i.collection_id = s.collection_id WHERE s.id = ?1",
+		                     old[i], &more, &nmore, e)) != VDB_OK)
+			goto fail;
+		if ((rc = exec_i64(m, "DELETE FROM segments WHERE id = ?1 AND collection_id = ?2",
+		                   old[i], cid, "replace segment", &ch, e)) != VDB_OK)
+			goto fail;
+		if (ch != 1) {
+			rc = vdb_err_set(e, VDB_ETEMP,
+			                 "segment %lld is no longer registered (dropped meanwhile)",
+			                 (long long)old[i]);
+			goto fail;
+		}
+		if (nmore && (nv = realloc(gone, (ngone + nmore) * sizeof *gone)) == NULL) {
+			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+			goto fail;
+		} else if (nmore) {
+			gone = nv;
+			memcpy(gone + ngone, more, nmore * sizeof *more);
+			ngone += nmore;
+		}
+		free(more);
+		more = NULL;
+	}
+	/* the new segments, as a seal registers them (within this
+	 * transaction: SQLite transactions do not nest, and meta_seal_commit
+	 * opens its own) */
+	if ((rc = insert_segments(m, cid, segs, n, now, e)) != VDB_OK)
+		goto fail;
+	for (size_t i = 0; i < nidx; i++)
+		if ((rc = index_insert(m, cid, &idx[i], now, e)) != VDB_OK)
+			goto fail;
+	/* index rows of segments no longer registered anywhere in cid */
+	if ((rc = exec_i64(m,
+	                   "DELETE FROM indexes WHERE collection_id = ?1 AND segment_object "
+	                   "NOT IN (SELECT object FROM segments WHERE collection_id = ?1)",
+	                   cid, 0, "drop old indexes", NULL, e)) != VDB_OK)
+		goto fail;
+	for (size_t i = 0; i < ngone; i++)
+		if ((rc = trash_unreferenced(m, gone[i], now, e)) != VDB_OK)
+			goto fail;
+	if ((rc = exec(m, "COMMIT", e)) != VDB_OK)
+		goto fail;
+	free(gone);
+	return VDB_OK;
+fail:
+	free(gone);
+	free(more);
+	return rollback(m, rc);
+}
+
+int
+meta_trash_due(struct meta *m, int64_t before, char (**out)[65], size_t *n, struct vdb_err *e)
+{
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
+		return rc;
+	/* content-addressed: the same bytes may have been registered again */
+	if ((rc = exec(m,
+	               "DELETE FROM trash WHERE object IN (SELECT object FROM segments) "
+	               "OR object IN (SELECT object FROM indexes)",
+	               e)) != VDB_OK)
+		return rollback(m, rc);
+	if ((rc = collect_objects(m, "SELECT object FROM trash WHERE since <= ?1 ORDER BY object",
+	                          before, out, n, e)) != VDB_OK)
+		return rollback(m, rc);
+	if ((rc = exec(m, "COMMIT", e)) != VDB_OK) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return rollback(m, rc);
+	}
+	return VDB_OK;
+}
+
+int
+meta_trash_forget(struct meta *m, const char *key, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(m, "DELETE FROM trash WHERE object = ?", &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	return step_done(m, st, "forget trashed object", e);
+}
+
+int
+meta_trash_has(struct meta *m, const char *key, int *has, struct vdb_err *e)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	if ((rc = prep(m, "SELECT 1 FROM trash WHERE object = ?", &st, e)) != VDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW || r == SQLITE_DONE)
+		*has = r == SQLITE_ROW;
+	else
+		rc = dberr(m, e, "look up trash");
 	unprep(m, st);
 	return rc;
 }

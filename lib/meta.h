@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "index.h"
 #include "schema.h"
 
 #define META_APPLICATION_ID 0x76646231 /* "vdb1" */
@@ -26,6 +27,22 @@ struct seg_info {
 	int64_t min_id, max_id;
 	uint64_t min_ts, max_ts;
 	int64_t created; /* unix seconds */
+	/* the index a search uses for it ("" none), its type, and whether it
+	 * is of the collection's current spec (else vdb-index rebuilds it) */
+	char index[65];
+	int index_type;
+	int index_current;
+};
+
+#define META_SPEC_MAX 96 /* index_spec_format's text, with room */
+
+/* an index to register: built for segment object seg under spec */
+struct index_reg {
+	char seg[65];
+	char spec[META_SPEC_MAX];
+	int type;
+	char object[65];
+	uint64_t bytes;
 };
 
 struct part_info {
@@ -80,5 +97,42 @@ int meta_stream_sealed(struct meta *m, int64_t cid, uint32_t *sealed_seq, struct
 /* meta_object_known: is key registered by any segment? */
 int meta_object_known(struct meta *m, const char *key, int *known, struct vdb_err *e);
 int meta_integrity(struct meta *m, char **report, struct vdb_err *e);
+
+/* meta_index_spec_get: the collection's index spec (type IDX_FLAT when
+ * none was set); _set: replace it */
+int meta_index_spec_get(struct meta *m, int64_t cid, struct index_spec *s, struct vdb_err *e);
+int meta_index_spec_set(struct meta *m, int64_t cid, const struct index_spec *s, struct vdb_err *e);
+/* meta_index_register: r built for one of cid's segments; VDB_EEXIST when
+ * that segment already has an index of that spec */
+int meta_index_register(struct meta *m, int64_t cid, const struct index_reg *r, struct vdb_err *e);
+/* meta_index_retire: move to the trash (since now) the indexes of cid that
+ * no search will use again — their segment is gone, or an index of the
+ * current spec replaced them, or the spec is flat; *n counts them */
+int meta_index_retire(struct meta *m, int64_t cid, int64_t now, size_t *n, struct vdb_err *e);
+/* meta_indexes: every registered index of cid (cid < 0: all) */
+struct index_row {
+	int64_t collection_id;
+	char seg[65], object[65];
+	char spec[META_SPEC_MAX];
+	int type;
+	uint64_t bytes;
+};
+int meta_indexes(struct meta *m, int64_t cid, struct index_row **out, size_t *n, struct vdb_err *e);
+
+/* meta_compact_commit: one transaction that replaces the segments with
+ * registration ids old[0..nold) by segs (ids filled in) and registers
+ * their indexes; the objects no row references any more go to the trash
+ * (since now).  VDB_ETEMP when an old segment is no longer registered (a
+ * concurrent drop): nothing changes. */
+int meta_compact_commit(struct meta *m, int64_t cid, const int64_t *old, size_t nold,
+                        struct seg_info *segs, size_t n, const struct index_reg *idx, size_t nidx,
+                        int64_t now, struct vdb_err *e);
+/* meta_trash_due: objects in the trash since before or earlier that no
+ * row references (referenced ones leave the trash); malloc'd keys */
+int meta_trash_due(struct meta *m, int64_t before, char (**out)[65], size_t *n, struct vdb_err *e);
+/* meta_trash_forget: the object is gone from the store */
+int meta_trash_forget(struct meta *m, const char *key, struct vdb_err *e);
+/* meta_trash_has: is key waiting in the trash? */
+int meta_trash_has(struct meta *m, const char *key, int *has, struct vdb_err *e);
 
 #endif

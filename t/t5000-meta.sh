@@ -62,5 +62,5 @@ test_expect "ids of dropped collections and partitions are never reused" \
 	 [ \"\$(vdb-meta show r2 | sed 's/.*\"id\":\([0-9]*\).*/\\1/')\" -gt \$id1 ]"
 test_expect "the catalogue is WAL-mode SQLite with a schema version" \
 	"[ \"\$(sqlite3 '$TMP/r/meta.db' 'PRAGMA journal_mode')\" = wal ] &&
-	 [ \"\$(sqlite3 '$TMP/r/meta.db' 'PRAGMA user_version')\" = 1 ]"
+	 [ \"\$(sqlite3 '$TMP/r/meta.db' 'PRAGMA user_version')\" = 2 ]"
 test_done

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "file.h"
+#include "index.h"
 #include "meta.h"
 #include "root.h"
 #include "schema.h"
@@ -21,6 +22,7 @@ static const char USAGE[] =
         "       vdb-meta [-d root] list\n"
         "       vdb-meta [-d root] show name\n"
         "       vdb-meta [-d root] drop name\n"
+        "       vdb-meta [-d root] index name [type [param=value]...]\n"
         "       vdb-meta [-d root] partition create|list|drop collection [partition]\n"
         "       vdb-meta [-d root] segments name\n"
         "       vdb-meta [-d root] ts\n";
@@ -125,6 +127,8 @@ schema_json(struct root *r, const struct schema *s)
 	struct seg_info *sv;
 	size_t np, ns;
 	uint64_t rows = 0, bytes = 0;
+	struct index_spec spec;
+	char text[META_SPEC_MAX];
 
 	json_object_set_new(o, "name", json_string(s->name));
 	json_object_set_new(o, "id", json_integer(s->id));
@@ -140,6 +144,9 @@ schema_json(struct root *r, const struct schema *s)
 		json_array_append_new(fields, f);
 	}
 	json_object_set_new(o, "fields", fields);
+	check(meta_index_spec_get(r->meta, s->id, &spec, &e));
+	index_spec_format(&spec, text, sizeof text);
+	json_object_set_new(o, "index", json_string(text));
 	check(meta_partition_list(r->meta, s->id, &pv, &np, &e));
 	for (size_t i = 0; i < np; i++)
 		json_array_append_new(parts, json_string(pv[i].name));
@@ -325,6 +332,36 @@ cmd_segments(struct root *r, const char *name)
 	return 0;
 }
 
+/* cmd_index: print the collection's index spec, or set it (vdb-index
+ * builds what it asks for) */
+static int
+cmd_index(struct root *r, int argc, char **argv)
+{
+	struct schema s;
+	struct index_spec spec;
+	char text[META_SPEC_MAX];
+
+	check(meta_collection_get(r->meta, argv[1], &s, &e));
+	if (argc == 2) {
+		check(meta_index_spec_get(r->meta, s.id, &spec, &e));
+		index_spec_format(&spec, text, sizeof text);
+		printf("%s\n", text);
+		return 0;
+	}
+	memset(&spec, 0, sizeof spec);
+	if ((spec.type = index_type_parse(argv[2])) < 0) {
+		vdb_err_set(&e, VDB_EINPUT,
+		            "unknown index type '%.40s' (flat, hnsw, ivf_flat, ivf_sq8, ivf_pq)",
+		            argv[2]);
+		fatal(VDB_EINPUT);
+	}
+	for (int i = 3; i < argc; i++)
+		check(index_spec_set_kv(&spec, argv[i], &e));
+	check(index_spec_check(&spec, s.dim, &e));
+	check(meta_index_spec_set(r->meta, s.id, &spec, &e));
+	return 0;
+}
+
 static int
 cmd_ts(struct root *r)
 {
@@ -367,13 +404,15 @@ main(int argc, char **argv)
 	cmd = argv[0];
 	if (strcmp(cmd, "create") && strcmp(cmd, "list") && strcmp(cmd, "show") &&
 	    strcmp(cmd, "drop") && strcmp(cmd, "partition") && strcmp(cmd, "segments") &&
-	    strcmp(cmd, "ts"))
+	    strcmp(cmd, "ts") && strcmp(cmd, "index"))
 		usage();
 	if ((strcmp(cmd, "list") == 0 || strcmp(cmd, "ts") == 0) && argc != 1)
 		usage();
 	if ((strcmp(cmd, "show") == 0 || strcmp(cmd, "drop") == 0 ||
 	     strcmp(cmd, "segments") == 0) &&
 	    argc != 2)
+		usage();
+	if (strcmp(cmd, "index") == 0 && argc < 2)
 		usage();
 	check(root_path(rootopt, &rootopt, &e));
 	check(root_open(rootopt, &r, &e));
@@ -389,6 +428,8 @@ main(int argc, char **argv)
 		rc = cmd_partition(r, argc, argv);
 	else if (strcmp(cmd, "segments") == 0)
 		rc = cmd_segments(r, argv[1]);
+	else if (strcmp(cmd, "index") == 0)
+		rc = cmd_index(r, argc, argv);
 	else
 		rc = cmd_ts(r);
 	out_flush();

@@ -75,7 +75,7 @@ Test(meta, open_and_reopen)
 	struct meta *m2;
 	struct vdb_err e;
 
-	cr_assert_eq(meta_schema_version(m), 1);
+	cr_assert_eq(meta_schema_version(m), 2);
 	create("c");
 	meta_close(m);
 	m = NULL;
