@@ -776,14 +776,13 @@ meta_autoid_alloc(struct meta *m, int64_t cid, uint64_t n, int64_t *first, struc
  * flat */
 #define SEG_COLS                                                                                   \
 	"SELECT s.id, s.collection_id, s.partition_id, p.name, s.object, s.rows, s.bytes, "        \
-	"s.min_id, s.max_id, s.min_ts, s.max_ts, s.created, ix.object, ix.type, "                  \
-	"ix.spec = ci.spec FROM segments s "                                                       \
-	"JOIN partitions p ON p.id = s.partition_id "                                              \
-	"LEFT JOIN collection_index ci ON ci.collection_id = s.collection_id "                     \
-	"AND ci.type != 'flat' "                                                                   \
-	"LEFT JOIN indexes ix ON ix.id = (SELECT i.id FROM indexes i "                             \
-	"WHERE ci.type IS NOT NULL AND i.collection_id = s.collection_id "                         \
-	"AND i.segment_object = s.object ORDER BY i.spec = ci.spec DESC, i.id DESC LIMIT 1) "
+	"s.min_id, s.max_id, s.min_ts, s.max_ts, s.created, ix.object, ix.type, ix.cur "           \
+	"FROM segments s JOIN partitions p ON p.id = s.partition_id "                              \
+	"LEFT JOIN (SELECT i.collection_id, i.segment_object, i.object, i.type, "                  \
+	"i.spec = c.spec AS cur, ROW_NUMBER() OVER (PARTITION BY i.collection_id, "                \
+	"i.segment_object ORDER BY i.spec = c.spec DESC, i.id DESC) AS rn FROM indexes i "         \
+	"JOIN collection_index c ON c.collection_id = i.collection_id AND c.type != 'flat') ix "   \
+	"ON ix.collection_id = s.collection_id AND ix.segment_object = s.object AND ix.rn = 1 "
 
 int
 meta_segments(struct meta *m, int64_t cid, struct seg_info **out, size_t *n, struct vdb_err *e)
