@@ -123,5 +123,8 @@ ann_prefer_exact(const struct ann *a, uint64_t allowed, uint32_t k, const struct
 	uint32_t np = p->nprobe ? p->nprobe : ivf_default_nprobe(&a->v);
 	if (np > a->v.nlist)
 		np = a->v.nlist;
-	return (double)allowed <= (double)rows * np / a->v.nlist;
+	if ((double)allowed <= (double)rows * np / a->v.nlist)
+		return 1;
+	/* and the lists searched must be likely to hold k allowed rows */
+	return (double)allowed * np / a->v.nlist < 4.0 * k;
 }
