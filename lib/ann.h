@@ -30,8 +30,7 @@ int ann_open(const char *path, struct ann *a, struct vdb_err *e);
 void ann_close(struct ann *a);
 /* ann_match: the index was built for this segment (key, rows, dimension,
  * metric) */
-int ann_match(const struct ann *a, const struct segment *s, const char *seg_key,
-              struct vdb_err *e);
+int ann_match(const struct ann *a, const struct segment *s, const char *seg_key, struct vdb_err *e);
 /* ann_check: the O(rows) structure checks (vdb-admin verify) */
 int ann_check(const struct ann *a, struct vdb_err *e);
 
@@ -50,7 +49,6 @@ int ann_search(const struct ann *a, const float *vec, const float *q, uint32_t k
  * The graph or the lists would pass over ever more rows that may not be
  * returned; the exact scan costs the allowed rows alone.  Milvus and
  * Qdrant decide the same way, from the matching fraction. */
-int ann_prefer_exact(const struct ann *a, uint64_t allowed, uint32_t k,
-                     const struct ann_params *p);
+int ann_prefer_exact(const struct ann *a, uint64_t allowed, uint32_t k, const struct ann_params *p);
 
 #endif

@@ -180,7 +180,7 @@ sha256_padded(const void *p, uint64_t len, unsigned char out[32])
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 
 	if (md == NULL) { /* cannot happen short of no memory: a wrong hash
-	                   * fails verification, it never passes it */
+		           * fails verification, it never passes it */
 		memset(out, 0, 32);
 		return;
 	}
@@ -211,8 +211,8 @@ hdr_encode(const struct index_hdr *h, uint32_t nsec, unsigned char *p)
 }
 
 int
-index_write(struct store *st, const struct index_hdr *h, const struct index_sec *secs,
-            size_t nsec, char key[65], uint64_t *bytes, struct vdb_err *e)
+index_write(struct store *st, const struct index_hdr *h, const struct index_sec *secs, size_t nsec,
+            char key[65], uint64_t *bytes, struct vdb_err *e)
 {
 	static const unsigned char zero[IDX_ALIGN];
 	unsigned char hdr[IDX_HDR], trailer[IDX_TRAILER], fsha[32], *foot;
@@ -245,8 +245,8 @@ index_write(struct store *st, const struct index_hdr *h, const struct index_sec 
 		if (len && (rc = file_pwrite_all(stage.fd, secs[i].p, len, (off_t)off, stage.path,
 		                                 e)) != VDB_OK)
 			goto fail;
-		if (pad && (rc = file_pwrite_all(stage.fd, zero, pad, (off_t)(off + len), stage.path,
-		                                 e)) != VDB_OK)
+		if (pad && (rc = file_pwrite_all(stage.fd, zero, pad, (off_t)(off + len),
+		                                 stage.path, e)) != VDB_OK)
 			goto fail;
 		off += len + pad;
 	}

@@ -1130,10 +1130,11 @@ meta_index_retire(struct meta *m, int64_t cid, int64_t now, size_t *n, struct vd
 	*n = 0;
 	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
 		return rc;
-	if ((rc = collect_objects(m, "SELECT i.object " DEAD_INDEXES, cid, &objs, &nobj, e)) != VDB_OK)
+	if ((rc = collect_objects(m, "SELECT i.object " DEAD_INDEXES, cid, &objs, &nobj, e)) !=
+	    VDB_OK)
 		goto fail;
-	if ((rc = exec_i64(m, "DELETE FROM indexes WHERE id IN (SELECT i.id " DEAD_INDEXES ")",
-	                   cid, 0, "retire indexes", n, e)) != VDB_OK)
+	if ((rc = exec_i64(m, "DELETE FROM indexes WHERE id IN (SELECT i.id " DEAD_INDEXES ")", cid,
+	                   0, "retire indexes", n, e)) != VDB_OK)
 		goto fail;
 	for (size_t i = 0; i < nobj; i++)
 		if ((rc = trash_unreferenced(m, objs[i], now, e)) != VDB_OK)
@@ -1203,11 +1204,11 @@ meta_compact_commit(struct meta *m, int64_t cid, const int64_t *old, size_t nold
 		/* the objects of the old segment and its indexes, before the
 		 * rows go */
 		if ((rc = collect_objects(m,
-		                     "SELECT object FROM segments WHERE id = ?1 UNION "
-		                     "SELECT i.object FROM indexes i JOIN segments s "
-		                     "ON i.segment_object = s.object "
-		                     "AND i.collection_id = s.collection_id WHERE s.id = ?1",
-		                     old[i], &more, &nmore, e)) != VDB_OK)
+		                          "SELECT object FROM segments WHERE id = ?1 UNION "
+		                          "SELECT i.object FROM indexes i JOIN segments s "
+		                          "ON i.segment_object = s.object "
+		                          "AND i.collection_id = s.collection_id WHERE s.id = ?1",
+		                          old[i], &more, &nmore, e)) != VDB_OK)
 			goto fail;
 		if ((rc = exec_i64(m, "DELETE FROM segments WHERE id = ?1 AND collection_id = ?2",
 		                   old[i], cid, "replace segment", &ch, e)) != VDB_OK)

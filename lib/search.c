@@ -35,6 +35,16 @@ struct cache_ent {
 	struct batch b; /* ids, ts, fields */
 	int vec_ok; /* vector block checked */
 	int used; /* in the latest snapshot */
+	/* the segment's index, when the snapshot names one */
+	char ikey[65];
+	int has_ann;
+	struct ann ann;
+	/* scratch memory of searches through it (an HNSW search's visited
+	 * set is as long as the segment): kept between searches, one per
+	 * thread that searches at once */
+	pthread_mutex_t mu;
+	struct ann_scratch **spare;
+	size_t nspare, capspare;
 };
 
 struct seg_cache {
@@ -49,13 +59,61 @@ seg_cache_new(void)
 }
 
 static void
+ent_drop_ann(struct cache_ent *c)
+{
+	for (size_t i = 0; i < c->nspare; i++)
+		ann_scratch_free(c->spare[i]);
+	free(c->spare);
+	c->spare = NULL;
+	c->nspare = c->capspare = 0;
+	if (c->has_ann)
+		ann_close(&c->ann);
+	c->has_ann = 0;
+	c->ikey[0] = '\0';
+}
+
+static void
 ent_free(struct cache_ent *c)
 {
 	if (c == NULL)
 		return;
+	ent_drop_ann(c);
+	pthread_mutex_destroy(&c->mu);
 	seg_close(&c->seg);
 	batch_free(&c->b);
 	free(c);
+}
+
+/* scratch_take, scratch_give: a thread's scratch for the entry's index */
+static struct ann_scratch *
+scratch_take(struct cache_ent *c)
+{
+	struct ann_scratch *s = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->nspare > 0)
+		s = c->spare[--c->nspare];
+	pthread_mutex_unlock(&c->mu);
+	return s ? s : ann_scratch_new(&c->ann);
+}
+
+static void
+scratch_give(struct cache_ent *c, struct ann_scratch *s)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->nspare == c->capspare) {
+		size_t nc = c->capspare ? 2 * c->capspare : 4;
+		struct ann_scratch **nv = realloc(c->spare, nc * sizeof *nv);
+		if (nv == NULL) {
+			pthread_mutex_unlock(&c->mu);
+			ann_scratch_free(s);
+			return;
+		}
+		c->spare = nv;
+		c->capspare = nc;
+	}
+	c->spare[c->nspare++] = s;
+	pthread_mutex_unlock(&c->mu);
 }
 
 void
@@ -69,15 +127,16 @@ seg_cache_free(struct seg_cache *c)
 	free(c);
 }
 
-/* vectors_check: the vector block's checksum — 512 MB of SHA-256 is far
- * more than a query costs, so it is done once per object on this root and
- * remembered in ROOT/cache/verified/KEY (vdb-admin verify re-checks
- * everything) */
+/* check_once: a check over a whole object (a segment's vector block, an
+ * index: hundreds of MB of SHA-256, far more than a query costs) is done
+ * once per object on this root and remembered in ROOT/cache/verified/KEY
+ * (vdb-admin verify re-checks everything) */
 static int
-vectors_check(struct root *r, struct cache_ent *c, struct vdb_err *e)
+check_once(struct root *r, const char *key, int (*check)(const void *arg, struct vdb_err *e),
+           const void *arg, struct vdb_err *e)
 {
 	char *dir = path_fmt("%s/cache/verified", r->path);
-	char *mark = path_fmt("%s/cache/verified/%s", r->path, c->key);
+	char *mark = path_fmt("%s/cache/verified/%s", r->path, key);
 	int rc = VDB_OK;
 
 	if (dir == NULL || mark == NULL) {
@@ -85,7 +144,7 @@ vectors_check(struct root *r, struct cache_ent *c, struct vdb_err *e)
 		goto out;
 	}
 	if (access(mark, F_OK) != 0) {
-		if ((rc = seg_verify_block(&c->seg, 0, e)) != VDB_OK)
+		if ((rc = check(arg, e)) != VDB_OK)
 			goto out;
 		/* best effort: without the mark the next search checks again */
 		if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
@@ -94,10 +153,49 @@ vectors_check(struct root *r, struct cache_ent *c, struct vdb_err *e)
 				close(fd);
 		}
 	}
-	c->vec_ok = 1;
 out:
 	free(dir);
 	free(mark);
+	return rc;
+}
+
+static int
+check_vectors(const void *arg, struct vdb_err *e)
+{
+	return seg_verify_block(&((const struct cache_ent *)arg)->seg, 0, e);
+}
+
+static int
+check_index(const void *arg, struct vdb_err *e)
+{
+	const struct cache_ent *c = arg;
+	return index_verify(&c->ann.f, c->ikey, e);
+}
+
+/* ent_open_ann: the index ikey of segment c, checked against it */
+static int
+ent_open_ann(struct root *r, struct cache_ent *c, const char *ikey, struct vdb_err *e)
+{
+	char *path = NULL;
+	int rc;
+
+	ent_drop_ann(c);
+	if ((rc = store_local_path(r->store, ikey, &path, e)) != VDB_OK)
+		goto out;
+	if ((rc = ann_open(path, &c->ann, e)) != VDB_OK)
+		goto out;
+	c->has_ann = 1;
+	memcpy(c->ikey, ikey, 64);
+	c->ikey[64] = '\0';
+	if ((rc = ann_match(&c->ann, &c->seg, c->key, e)) != VDB_OK ||
+	    (rc = check_once(r, ikey, check_index, c, e)) != VDB_OK)
+		goto out;
+out:
+	free(path);
+	if (rc != VDB_OK) {
+		ent_drop_ann(c);
+		vdb_err_prefix(e, "index %.64s: ", ikey);
+	}
 	return rc;
 }
 
@@ -113,6 +211,7 @@ ent_open(struct root *r, const struct schema *sc, const char *key, struct cache_
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
 	memcpy(c->key, key, 65);
 	c->key[64] = '\0';
+	pthread_mutex_init(&c->mu, NULL);
 	batch_init_scalars(&c->b, sc);
 	if ((rc = store_local_path(r->store, key, &path, e)) != VDB_OK)
 		goto out;
@@ -141,7 +240,7 @@ out:
 
 static int
 cache_get(struct seg_cache *cache, struct root *r, const struct schema *sc, const char *key,
-          int vectors, struct cache_ent **out, struct vdb_err *e)
+          const char *ikey, int vectors, struct cache_ent **out, struct vdb_err *e)
 {
 	struct cache_ent *c = NULL;
 	int rc;
@@ -162,10 +261,21 @@ cache_get(struct seg_cache *cache, struct root *r, const struct schema *sc, cons
 			return rc;
 		cache->v[cache->n++] = c;
 	}
-	if (vectors && !c->vec_ok && (rc = vectors_check(r, c, e)) != VDB_OK) {
+	if (vectors && !c->vec_ok) {
+		if ((rc = check_once(r, c->key, check_vectors, c, e)) != VDB_OK) {
+			vdb_err_prefix(e, "object %s: ", key);
+			return rc;
+		}
+		c->vec_ok = 1;
+	}
+	/* an index rebuilt since (another spec) replaces the one open */
+	if (vectors && ikey[0] && (!c->has_ann || strcmp(c->ikey, ikey) != 0) &&
+	    (rc = ent_open_ann(r, c, ikey, e)) != VDB_OK) {
 		vdb_err_prefix(e, "object %s: ", key);
 		return rc;
 	}
+	if (!ikey[0] && c->has_ann)
+		ent_drop_ann(c);
 	c->used = 1;
 	*out = c;
 	return VDB_OK;
@@ -203,7 +313,7 @@ cache_trim(struct seg_cache *cache)
 
 static int
 add_source(struct search_set *set, size_t *cap, const float *vec, const struct batch *b,
-           struct batch *own, struct vdb_err *e)
+           struct batch *own, struct cache_ent *ent, struct vdb_err *e)
 {
 	struct source *s;
 
@@ -219,6 +329,8 @@ add_source(struct search_set *set, size_t *cap, const float *vec, const struct b
 	s->vec = vec;
 	s->b = b;
 	s->own = own;
+	s->ent = ent;
+	s->ann = ent && ent->has_ann ? &ent->ann : NULL;
 	s->live = malloc(b->n ? b->n : 1);
 	if (s->live == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
@@ -242,7 +354,7 @@ tail_flush(struct tail_ctx *t, struct vdb_err *e)
 	t->cur = NULL;
 	if (b == NULL)
 		return VDB_OK;
-	if ((rc = add_source(t->set, t->cap, b->vec, b, b, e)) != VDB_OK) {
+	if ((rc = add_source(t->set, t->cap, b->vec, b, b, NULL, e)) != VDB_OK) {
 		batch_free(b);
 		free(b);
 	}
@@ -318,14 +430,15 @@ search_open(struct root *r, const struct schema *sc, uint64_t ts, int64_t partit
 			cache_keep(cache, set->snap.segs[i].object);
 			continue;
 		}
-		if ((rc = cache_get(cache, r, sc, set->snap.segs[i].object, vectors, &c, e)))
+		if ((rc = cache_get(cache, r, sc, set->snap.segs[i].object, set->snap.segs[i].index,
+		                    vectors, &c, e)))
 			goto out;
 		if (c->b.n > SEG_MAX_ROWS) { /* not one vdb wrote: rows are 32-bit here */
 			rc = vdb_err_set(e, VDB_EINPUT, "object %s: %zu rows, more than %llu",
 			                 c->key, (size_t)c->b.n, SEG_MAX_ROWS);
 			goto out;
 		}
-		if ((rc = add_source(set, &cap, c->seg.vectors, &c->b, NULL, e)) != VDB_OK)
+		if ((rc = add_source(set, &cap, c->seg.vectors, &c->b, NULL, c, e)) != VDB_OK)
 			goto out;
 	}
 	cache_trim(cache);
@@ -333,8 +446,13 @@ search_open(struct root *r, const struct schema *sc, uint64_t ts, int64_t partit
 		goto out;
 	if ((rc = tail_flush(&t, e)) != VDB_OK)
 		goto out;
-	for (size_t i = 0; i < set->nsrc; i++)
-		snapshot_live(&set->snap, set->src[i].b, set->src[i].live);
+	for (size_t i = 0; i < set->nsrc; i++) {
+		struct source *src = &set->src[i];
+		snapshot_live(&set->snap, src->b, src->live);
+		src->nlive = 0;
+		for (size_t row = 0; row < src->b->n; row++)
+			src->nlive += src->live[row];
+	}
 out:
 	if (t.cur) {
 		batch_free(t.cur);
@@ -471,14 +589,23 @@ struct group {
 	float *qq; /* |q|^2 of each */
 };
 
+/* a work item: rows of a source scanned exactly for every group, or
+ * (ann) queries of one group searched through the source's index */
+struct item {
+	uint32_t src;
+	uint32_t group; /* ann: the group */
+	int ann;
+	size_t from, len; /* rows; ann: the group's queries */
+};
+
 struct job {
 	struct search_set *set;
 	const struct search_req *rq;
 	struct group *groups;
 	size_t ngroups;
 	size_t chunk; /* rows per work item, at most CHUNK */
-	size_t nchunks;
-	size_t *chunk_src, *chunk_from; /* chunk c: source and first row */
+	size_t nitems;
+	struct item *items;
 	atomic_size_t next;
 	atomic_int failed;
 	int neg; /* key = -distance (IP, cosine) */
@@ -498,6 +625,10 @@ struct worker {
 	float *xx; /* VB: |x|^2 of a block's rows (the L2 shortcut) */
 	uint32_t *srows; /* VB: the picks' rows */
 	float *ex; /* VB: the picks' exact distances */
+	uint8_t *amask; /* a whole source's rows: an index search's allowed rows */
+	size_t amask_cap;
+	struct ann_hit *ahits; /* k of an index search */
+	size_t ahits_cap;
 	int rc;
 };
 
@@ -596,51 +727,171 @@ scan_block(struct worker *w, const struct group *g, const struct source *src, si
 	return 0;
 }
 
+/* scan_rows: the rows from..from+len that mask permits (NULL: all) for
+ * group g; -1 out of memory, -2 too many radius hits */
 static int
-scan_chunk(struct worker *w, size_t c)
+scan_rows(struct worker *w, const struct group *g, const struct source *src, size_t from,
+          size_t len, const uint8_t *mask)
+{
+	size_t nm = 0;
+	int r = 0;
+
+	if (mask)
+		for (size_t i = 0; i < len; i++)
+			if (mask[i])
+				w->rows[nm++] = (uint32_t)(from + i);
+	if (mask == NULL || nm == len) {
+		for (size_t b = 0; b < len && r == 0; b += VB)
+			r = scan_block(w, g, src, from + b, NULL, len - b < VB ? len - b : VB);
+	} else {
+		for (size_t b = 0; b < nm && r == 0; b += VB)
+			r = scan_block(w, g, src, 0, w->rows + b, nm - b < VB ? nm - b : VB);
+	}
+	return r;
+}
+
+/* item_fail: a scan's negative return as the job's error */
+static int
+item_fail(struct job *j, int r)
+{
+	struct vdb_err e;
+
+	if (r == -2) {
+		vdb_err_set(&e, VDB_EINPUT,
+		            "more than %d hits within the radius for one query; give k",
+		            SEARCH_MAX_HITS);
+		job_fail(j, VDB_EINPUT, &e);
+	} else {
+		vdb_err_set(&e, VDB_ETEMP, "out of memory");
+		job_fail(j, VDB_ETEMP, &e);
+	}
+	return -1;
+}
+
+static int
+scan_chunk(struct worker *w, const struct item *it)
 {
 	struct job *j = w->job;
-	const struct source *src = &j->set->src[j->chunk_src[c]];
-	size_t from = j->chunk_from[c];
-	size_t len = src->b->n - from < j->chunk ? src->b->n - from : j->chunk;
+	const struct source *src = &j->set->src[it->src];
+	size_t from = it->from, len = it->len;
 	struct vdb_err e;
-	int rc, r = 0;
+	int rc, r;
 
 	for (size_t gi = 0; gi < j->ngroups; gi++) {
 		const struct group *g = &j->groups[gi];
-		size_t nm = 0;
 		memcpy(w->mask, src->live + from, len);
 		if (g->filter != SEARCH_NO_FILTER &&
 		    (rc = filter_eval(w->f[g->filter], src->b, from, len, w->mask, &e)) != VDB_OK) {
 			job_fail(j, rc, &e);
 			return -1;
 		}
-		for (size_t i = 0; i < len; i++)
-			if (w->mask[i])
-				w->rows[nm++] = (uint32_t)(from + i);
-		if (nm == len) {
-			for (size_t b = 0; b < len && r == 0; b += VB)
-				r = scan_block(w, g, src, from + b, NULL,
-				               len - b < VB ? len - b : VB);
-		} else {
-			for (size_t b = 0; b < nm && r == 0; b += VB)
-				r = scan_block(w, g, src, 0, w->rows + b,
-				               nm - b < VB ? nm - b : VB);
-		}
-		if (r == -2) {
-			vdb_err_set(&e, VDB_EINPUT,
-			            "more than %d hits within the radius for one query; give k",
-			            SEARCH_MAX_HITS);
-			job_fail(j, VDB_EINPUT, &e);
-			return -1;
-		}
-		if (r < 0) {
-			vdb_err_set(&e, VDB_ETEMP, "out of memory");
-			job_fail(j, VDB_ETEMP, &e);
-			return -1;
-		}
+		if ((r = scan_rows(w, g, src, from, len, w->mask)) < 0)
+			return item_fail(j, r);
 	}
 	return 0;
+}
+
+/* exact_all: every row of src that allow permits (NULL: all), for the
+ * queries of sub */
+static int
+exact_all(struct worker *w, const struct group *sub, const struct source *src, const uint8_t *allow)
+{
+	int r = 0;
+
+	for (size_t from = 0; from < src->b->n && r == 0; from += CHUNK) {
+		size_t len = src->b->n - from < CHUNK ? src->b->n - from : CHUNK;
+		r = scan_rows(w, sub, src, from, len, allow ? allow + from : NULL);
+	}
+	return r;
+}
+
+/* ann_item: queries of one group through a source's index — or, when the
+ * group's filter leaves few rows, exactly over those rows */
+static int
+ann_item(struct worker *w, const struct item *it)
+{
+	struct job *j = w->job;
+	const struct search_req *rq = j->rq;
+	const struct source *src = &j->set->src[it->src];
+	const struct group *g = &j->groups[it->group];
+	size_t n = src->b->n, dim = j->set->sc->dim;
+	const uint8_t *allow = src->nlive < n ? src->live : NULL;
+	uint64_t allowed = src->nlive;
+	uint32_t kmax = 0;
+	struct group sub = *g;
+	struct ann_scratch *scr = NULL;
+	struct vdb_err e;
+	int rc, r = 0;
+
+	sub.qi = g->qi + it->from;
+	sub.q = g->q + it->from * dim;
+	sub.qq = g->qq + it->from;
+	sub.nq = it->len;
+	for (size_t i = 0; i < sub.nq; i++)
+		if (rq->k[sub.qi[i]] > kmax)
+			kmax = rq->k[sub.qi[i]];
+	if (g->filter != SEARCH_NO_FILTER) {
+		if (w->amask_cap < n) {
+			uint8_t *nm = realloc(w->amask, n);
+			if (nm == NULL)
+				return item_fail(j, -1);
+			w->amask = nm;
+			w->amask_cap = n;
+		}
+		memcpy(w->amask, src->live, n);
+		allowed = 0;
+		for (size_t from = 0; from < n; from += CHUNK) {
+			size_t len = n - from < CHUNK ? n - from : CHUNK;
+			if ((rc = filter_eval(w->f[g->filter], src->b, from, len, w->amask + from,
+			                      &e)) != VDB_OK) {
+				job_fail(j, rc, &e);
+				return -1;
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+			allowed += w->amask[i];
+		allow = w->amask;
+	}
+	if (allowed == 0)
+		return 0;
+	if (kmax == 0 || ann_prefer_exact(src->ann, allowed, kmax, &rq->ann)) {
+		if ((r = exact_all(w, &sub, src, allow)) < 0)
+			return item_fail(j, r);
+		return 0;
+	}
+	if (w->ahits_cap < kmax) {
+		struct ann_hit *nh = realloc(w->ahits, kmax * sizeof *nh);
+		if (nh == NULL)
+			return item_fail(j, -1);
+		w->ahits = nh;
+		w->ahits_cap = kmax;
+	}
+	if ((scr = scratch_take(src->ent)) == NULL)
+		return item_fail(j, -1);
+	for (size_t i = 0; i < sub.nq && r == 0; i++) {
+		uint32_t qi = sub.qi[i], k = rq->k[qi], nout = 0;
+		struct qstate *qs = &w->qs[qi];
+		if (k == 0) { /* a radius without k: every row within it */
+			struct group one = sub;
+			one.qi += i;
+			one.q += i * dim;
+			one.qq += i;
+			one.nq = 1;
+			r = exact_all(w, &one, src, allow);
+			continue;
+		}
+		if ((rc = ann_search(src->ann, src->vec, sub.q + i * dim, k, &rq->ann, allow, scr,
+		                     w->ahits, &nout, &e)) != VDB_OK) {
+			vdb_err_prefix(&e, "index %s: ", src->ent->ikey);
+			scratch_give(src->ent, scr);
+			job_fail(j, rc, &e);
+			return -1;
+		}
+		for (uint32_t h = 0; h < nout && r == 0; h++)
+			r = offer(j, qs, src, w->ahits[h].row, w->ahits[h].key);
+	}
+	scratch_give(src->ent, scr);
+	return r < 0 ? item_fail(j, r) : 0;
 }
 
 static void *
@@ -651,9 +902,10 @@ worker_main(void *arg)
 
 	for (;;) {
 		size_t c = atomic_fetch_add(&j->next, 1);
-		if (c >= j->nchunks || atomic_load(&j->failed))
+		if (c >= j->nitems || atomic_load(&j->failed))
 			break;
-		if (scan_chunk(w, c) < 0)
+		const struct item *it = &j->items[c];
+		if ((it->ann ? ann_item(w, it) : scan_chunk(w, it)) < 0)
 			break;
 	}
 	return NULL;
@@ -777,6 +1029,8 @@ worker_free(struct worker *w, const struct search_req *rq)
 	free(w->xx);
 	free(w->srows);
 	free(w->ex);
+	free(w->amask);
+	free(w->ahits);
 }
 
 static int
@@ -931,6 +1185,59 @@ merge(struct job *j, struct worker *w, int nw, struct hits *out, struct vdb_err 
 	return VDB_OK;
 }
 
+static int
+push_item(struct job *j, size_t *cap, struct item it, struct vdb_err *e)
+{
+	if (j->nitems == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		struct item *nv = realloc(j->items, nc * sizeof *nv);
+		if (nv == NULL)
+			return vdb_err_set(e, VDB_ETEMP, "out of memory");
+		j->items = nv;
+		*cap = nc;
+	}
+	j->items[j->nitems++] = it;
+	return VDB_OK;
+}
+
+/* make_items: chunks of rows for the exact scan; for a segment searched
+ * through its index, slices of each group's queries — small enough that
+ * nw threads share them, and for a filtered group large enough that the
+ * filter's pass over the whole segment (once per slice) stays small
+ * beside the searches */
+static int
+make_items(struct job *j, int nw, struct vdb_err *e)
+{
+	const struct search_set *set = j->set;
+	size_t cap = 0;
+	int rc = VDB_OK;
+
+	for (size_t s = 0; s < set->nsrc && rc == VDB_OK; s++) {
+		const struct source *src = &set->src[s];
+		if (src->ann == NULL || j->rq->exact) {
+			for (size_t from = 0; from < src->b->n && rc == VDB_OK; from += j->chunk) {
+				size_t len = src->b->n - from;
+				struct item it = {(uint32_t)s, 0, 0, from,
+				                  len < j->chunk ? len : j->chunk};
+				rc = push_item(j, &cap, it, e);
+			}
+			continue;
+		}
+		for (size_t gi = 0; gi < j->ngroups && rc == VDB_OK; gi++) {
+			const struct group *g = &j->groups[gi];
+			size_t slice = (g->nq + 4 * (size_t)nw - 1) / (4 * (size_t)nw);
+			if (g->filter != SEARCH_NO_FILTER && slice < 32)
+				slice = 32;
+			for (size_t q = 0; q < g->nq && rc == VDB_OK; q += slice) {
+				struct item it = {(uint32_t)s, (uint32_t)gi, 1, q,
+				                  g->nq - q < slice ? g->nq - q : slice};
+				rc = push_item(j, &cap, it, e);
+			}
+		}
+	}
+	return rc;
+}
+
 int
 search_run(struct search_set *set, const struct search_req *rq, struct hits *out, struct vdb_err *e)
 {
@@ -965,23 +1272,11 @@ search_run(struct search_set *set, const struct search_req *rq, struct hits *out
 			                 "search over a set opened without vectors");
 			goto out;
 		}
-		j.nchunks += (set->src[s].b->n + j.chunk - 1) / j.chunk;
 	}
-	j.chunk_src = malloc((j.nchunks ? j.nchunks : 1) * sizeof(size_t));
-	j.chunk_from = malloc((j.nchunks ? j.nchunks : 1) * sizeof(size_t));
-	if (j.chunk_src == NULL || j.chunk_from == NULL) {
-		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+	if ((rc = make_groups(&j, e)) != VDB_OK || (rc = make_items(&j, nw, e)) != VDB_OK)
 		goto out;
-	}
-	for (size_t s = 0, c = 0; s < set->nsrc; s++)
-		for (size_t from = 0; from < set->src[s].b->n; from += j.chunk, c++) {
-			j.chunk_src[c] = s;
-			j.chunk_from[c] = from;
-		}
-	if ((rc = make_groups(&j, e)) != VDB_OK)
-		goto out;
-	if ((size_t)nw > j.nchunks)
-		nw = j.nchunks ? (int)j.nchunks : 1;
+	if ((size_t)nw > j.nitems)
+		nw = j.nitems ? (int)j.nitems : 1;
 	w = calloc(nw, sizeof *w);
 	tid = calloc(nw, sizeof *tid);
 	if (w == NULL || tid == NULL) {
@@ -1028,8 +1323,7 @@ out:
 	free(j.groups);
 	free(w);
 	free(tid);
-	free(j.chunk_src);
-	free(j.chunk_from);
+	free(j.items);
 	pthread_mutex_destroy(&j.lock);
 	return rc;
 }

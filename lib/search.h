@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ann.h"
 #include "batch.h"
 #include "filter.h"
 #include "root.h"
@@ -35,11 +36,15 @@ struct hits {
 
 /* a run of rows searched together: a segment or the log tail of one
  * partition */
+struct cache_ent;
 struct source {
 	const float *vec; /* n * dim, or NULL when not loaded */
 	const struct batch *b; /* ids, ts and fields */
 	uint8_t *live; /* b->n: visible in the snapshot */
+	uint64_t nlive; /* how many are */
 	struct batch *own; /* the log tail's rows, owned */
+	struct cache_ent *ent; /* the segment's cache entry; NULL for the tail */
+	const struct ann *ann; /* the segment's index, or NULL */
 };
 
 /* seg_cache: segments opened and decoded by earlier searches, kept by a
@@ -75,10 +80,17 @@ struct search_req {
 	int has_radius;
 	float radius; /* L2: dist <= radius; IP, cosine: dist >= radius */
 	int threads;
+	int exact; /* scan every row even where a segment has an index */
+	struct ann_params ann; /* knobs of the searches through indexes */
 };
 #define SEARCH_NO_FILTER UINT32_MAX
 
-/* search_run: out[q] for each query, best first, ties by the smaller id */
+/* search_run: out[q] for each query, best first, ties by the smaller id.
+ * A segment with an index is searched through it (approximately) for the
+ * queries that give k, unless rq->exact or the query's filter leaves so
+ * few rows that scanning them exactly is cheaper (ann_prefer_exact);
+ * rows that are deleted or do not match are passed over inside the
+ * index search, never cut from its results afterwards. */
 int search_run(struct search_set *set, const struct search_req *rq, struct hits *out,
                struct vdb_err *e);
 void hits_free(struct hits *h);

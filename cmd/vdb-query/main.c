@@ -15,7 +15,8 @@
 static const char USAGE[] =
         "usage: vdb-query [-d root] [-j threads] [-k k] [--fields list] [--filter expr]\n"
         "                 [--format jsonl|fvecs] [--output jsonl|tsv|ivecs]\n"
-        "                 [--partition name] [--radius r] [--ts ts] collection [file ...]\n"
+        "                 [--partition name] [--radius r] [--ts ts]\n"
+        "                 [--exact | [--ef n] [--nprobe n] [--refine n]] collection [file ...]\n"
         "       vdb-query [-d root] --count [--filter expr] [--partition name] [--ts ts]\n"
         "                 collection\n"
         "       vdb-query [-d root] [-j threads] serve\n";
@@ -87,13 +88,17 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	        {"count", no_argument, NULL, 'c'},
+	        {"ef", required_argument, NULL, 'E'},
+	        {"exact", no_argument, NULL, 'X'},
 	        {"fields", required_argument, NULL, 'F'},
 	        {"filter", required_argument, NULL, 'w'},
 	        {"format", required_argument, NULL, 'f'},
 	        {"help", no_argument, NULL, 'h'},
+	        {"nprobe", required_argument, NULL, 'N'},
 	        {"output", required_argument, NULL, 'o'},
 	        {"partition", required_argument, NULL, 'p'},
 	        {"radius", required_argument, NULL, 'r'},
+	        {"refine", required_argument, NULL, 'R'},
 	        {"ts", required_argument, NULL, 't'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -112,6 +117,11 @@ main(int argc, char **argv)
 			break;
 		case 'd':
 			rootopt = optarg;
+			break;
+		case 'E':
+			o.ann.ef = (uint32_t)number("--ef", optarg, QUERY_MAX_EF);
+			if (o.ann.ef == 0)
+				bad("--ef: %s candidates", optarg);
 			break;
 		case 'F':
 			fields = optarg;
@@ -136,6 +146,19 @@ main(int argc, char **argv)
 			o.k = (uint32_t)number("-k", optarg, SEARCH_MAX_K);
 			if (o.k == 0)
 				bad("-k: %s hits asked for", optarg);
+			break;
+		case 'N':
+			o.ann.nprobe = (uint32_t)number("--nprobe", optarg, IVF_MAX_NLIST);
+			if (o.ann.nprobe == 0)
+				bad("--nprobe: %s lists", optarg);
+			break;
+		case 'R':
+			o.ann.refine = (uint32_t)number("--refine", optarg, QUERY_MAX_REFINE);
+			if (o.ann.refine == 0)
+				bad("--refine: %s", optarg);
+			break;
+		case 'X':
+			o.exact = 1;
 			break;
 		case 'o':
 			if (strcmp(optarg, "jsonl") == 0)
@@ -174,12 +197,15 @@ main(int argc, char **argv)
 	check(root_path(rootopt, &rootpath, &e));
 	if (strcmp(argv[0], "serve") == 0) {
 		if (argc != 1 || count || fields || o.filter || partition || o.k || o.has_radius ||
-		    o.ts || fvecs >= 0 || o.output != OUT_JSONL)
+		    o.ts || fvecs >= 0 || o.output != OUT_JSONL || o.exact || o.ann.ef ||
+		    o.ann.nprobe || o.ann.refine)
 			usage();
 		return serve(rootpath, o.threads);
 	}
-	if (count &&
-	    (argc != 1 || fields || o.k || o.has_radius || fvecs >= 0 || o.output != OUT_JSONL))
+	if (count && (argc != 1 || fields || o.k || o.has_radius || fvecs >= 0 ||
+	              o.output != OUT_JSONL || o.exact || o.ann.ef || o.ann.nprobe || o.ann.refine))
+		usage();
+	if (o.exact && (o.ann.ef || o.ann.nprobe || o.ann.refine))
 		usage();
 	check(root_open(rootpath, &r, &e));
 	check(meta_collection_get(r->meta, argv[0], &sc, &e));

@@ -47,7 +47,11 @@ struct qopts {
 	uint64_t ts; /* 0: now */
 	int threads;
 	int output;
+	int exact; /* ignore indexes */
+	struct ann_params ann; /* ef, nprobe, refine (0: defaults) */
 };
+#define QUERY_MAX_EF 65536
+#define QUERY_MAX_REFINE 1024
 
 /* a batch of queries; each may carry its own k and filter */
 struct qbatch {

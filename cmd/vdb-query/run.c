@@ -278,6 +278,8 @@ query_run(struct root *r, const struct qopts *o, struct qbatch *q, struct seg_ca
 	        .has_radius = o->has_radius,
 	        .radius = o->radius,
 	        .threads = o->threads,
+	        .exact = o->exact,
+	        .ann = o->ann,
 	};
 	if ((rc = search_run(&set, &rq, h, e)) != VDB_OK)
 		goto out;

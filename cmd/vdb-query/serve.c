@@ -325,7 +325,22 @@ fast_vectors(struct server *s, const struct qopts *o, long k, struct vdb_err *e)
 }
 
 static const char *const known[] = {"id",     "op",     "collection", "vectors", "vector", "k",
-                                    "filter", "fields", "partition",  "radius",  "ts",     NULL};
+                                    "filter", "fields", "partition",  "radius",  "ts",     "exact",
+                                    "ef",     "nprobe", "refine",     NULL};
+
+/* get_knob: an optional positive integer up to max */
+static int
+get_knob(json_t *req, const char *key, uint32_t max, uint32_t *out, struct vdb_err *e)
+{
+	json_t *v = json_object_get(req, key);
+
+	if (v == NULL)
+		return VDB_OK;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > max)
+		return vdb_err_set(e, VDB_EINPUT, "\"%s\" must be an integer 1..%u", key, max);
+	*out = (uint32_t)json_integer_value(v);
+	return VDB_OK;
+}
 
 /* handle: one request; the answer's body (after the id) goes to s->out */
 static int
@@ -387,7 +402,9 @@ handle(struct server *s, json_t *req, struct vdb_err *e)
 		uint64_t n;
 		if (json_object_get(req, "vector") || json_object_get(req, "vectors") ||
 		    json_object_get(req, "k") || json_object_get(req, "fields") ||
-		    json_object_get(req, "radius"))
+		    json_object_get(req, "radius") || json_object_get(req, "exact") ||
+		    json_object_get(req, "ef") || json_object_get(req, "nprobe") ||
+		    json_object_get(req, "refine"))
 			return vdb_err_set(e, VDB_EINPUT,
 			                   "count takes collection, filter, partition and ts");
 		if ((rc = query_count(s->r, &o, c->cache, &n, e)) != VDB_OK)
@@ -402,6 +419,15 @@ handle(struct server *s, json_t *req, struct vdb_err *e)
 			                   SEARCH_MAX_K);
 		k = (long)json_integer_value(v);
 	}
+	if ((v = json_object_get(req, "exact"))) {
+		if (!json_is_boolean(v))
+			return vdb_err_set(e, VDB_EINPUT, "\"exact\" must be true or false");
+		o.exact = json_is_true(v);
+	}
+	if ((rc = get_knob(req, "ef", QUERY_MAX_EF, &o.ann.ef, e)) != VDB_OK ||
+	    (rc = get_knob(req, "nprobe", IVF_MAX_NLIST, &o.ann.nprobe, e)) != VDB_OK ||
+	    (rc = get_knob(req, "refine", QUERY_MAX_REFINE, &o.ann.refine, e)) != VDB_OK)
+		return rc;
 	if ((v = json_object_get(req, "radius"))) {
 		double d = json_number_value(v);
 		if (!json_is_number(v) || !(fabs(d) <= 3.4028234663852886e38))
