@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "ann.h"
 #include "batch.h"
 #include "file.h"
 #include "log.h"
@@ -20,9 +21,11 @@
 
 struct verify {
 	struct root *r;
-	unsigned long problems, notes, objects, frames, files;
-	struct seg_info *segs;
+	unsigned long problems, notes, objects, indexes, frames, files;
+	struct seg_info *segs; /* every registered segment, by object */
 	size_t nsegs;
+	char (*known)[65]; /* index objects, sorted */
+	size_t nknown;
 };
 
 static void problem(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -175,15 +178,77 @@ seg_cmp(const void *a, const void *b)
 	return strcmp(((const struct seg_info *)a)->object, ((const struct seg_info *)b)->object);
 }
 
+static const struct seg_info *
+find_segment(const struct verify *v, const char *key)
+{
+	struct seg_info k;
+
+	snprintf(k.object, sizeof(k.object), "%s", key);
+	return v->nsegs ? bsearch(&k, v->segs, v->nsegs, sizeof(k), seg_cmp) : NULL;
+}
+
+/* verify_index: its checksums, its structure (every link or list entry a
+ * row of its segment), and that it fits the segment meta.db says it is for */
+static void
+verify_index(struct verify *v, const struct index_row *x, const struct schema *sc)
+{
+	const struct seg_info *si = find_segment(v, x->seg);
+	struct vdb_err e;
+	struct ann a;
+	char *path, hex[65];
+
+	v->objects++;
+	v->indexes++;
+	if (si == NULL || si->collection_id != sc->id) {
+		note(v,
+		     "index %s of %s: its segment %s is no longer registered (vdb-index retires "
+		     "it)",
+		     x->object, sc->name, x->seg);
+		return;
+	}
+	if (store_local_path(v->r->store, x->object, &path, &e) != VDB_OK) {
+		problem(v, "index %s: %s", x->object, e.msg);
+		return;
+	}
+	if (ann_open(path, &a, &e) != VDB_OK) {
+		free(path);
+		problem(v, "index %s (segment %s of %s): %s", x->object, x->seg, sc->name, e.msg);
+		return;
+	}
+	free(path);
+	sha256_hex(a.f.h.seg, hex);
+	if (index_verify(&a.f, x->object, &e) != VDB_OK || ann_check(&a, &e) != VDB_OK)
+		problem(v, "index %s (segment %s of %s): %s", x->object, x->seg, sc->name, e.msg);
+	else if (strcmp(hex, x->seg) != 0 || a.f.h.rows != si->rows || a.f.h.dim != sc->dim ||
+	         (int)a.f.h.metric != sc->metric || a.type != x->type)
+		problem(v,
+		        "index %s (segment %s of %s): header does not match its segment or "
+		        "meta.db",
+		        x->object, x->seg, sc->name);
+	ann_close(&a);
+}
+
+static int
+key_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
 static int
 on_object(void *arg, const char *key)
 {
 	struct verify *v = arg;
-	struct seg_info k;
+	struct vdb_err e;
+	int trashed = 0;
 
-	snprintf(k.object, sizeof(k.object), "%s", key);
-	if (v->nsegs == 0 || bsearch(&k, v->segs, v->nsegs, sizeof(k), seg_cmp) == NULL)
-		note(v, "object %s is not registered (left by an interrupted seal or drop)", key);
+	if (find_segment(v, key) ||
+	    (v->nknown && bsearch(key, v->known, v->nknown, sizeof *v->known, key_cmp)))
+		return 0;
+	/* waiting out its grace period: vdb-index deletes it */
+	if (meta_trash_has(v->r->meta, key, &trashed, &e) == VDB_OK && trashed)
+		return 0;
+	note(v, "object %s is not registered (left by an interrupted seal, index build or drop)",
+	     key);
 	return 0;
 }
 
@@ -225,7 +290,8 @@ admin_verify(struct root *r, unsigned long *problems, struct vdb_err *e)
 {
 	struct verify v = {.r = r};
 	struct schema *cols = NULL;
-	size_t ncols = 0;
+	struct index_row *idx = NULL;
+	size_t ncols = 0, nidx = 0;
 	char *report;
 	int rc;
 
@@ -258,16 +324,32 @@ admin_verify(struct root *r, unsigned long *problems, struct vdb_err *e)
 		goto out;
 	if (v.nsegs)
 		qsort(v.segs, v.nsegs, sizeof(*v.segs), seg_cmp);
+	if ((rc = meta_indexes(r->meta, -1, &idx, &nidx, e)) != VDB_OK)
+		goto out;
+	if ((v.known = calloc(nidx ? nidx : 1, sizeof *v.known)) == NULL) {
+		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nidx; i++) {
+		for (size_t c = 0; c < ncols; c++)
+			if (cols[c].id == idx[i].collection_id)
+				verify_index(&v, &idx[i], &cols[c]);
+		memcpy(v.known[v.nknown++], idx[i].object, 65);
+	}
+	if (v.nknown)
+		qsort(v.known, v.nknown, sizeof *v.known, key_cmp);
 	if ((rc = store_list(r->store, on_object, &v, e)) != VDB_OK)
 		goto out;
 	verify_dirs(&v, cols, ncols);
 	fprintf(stderr,
-	        "vdb-admin: verify: %zu collections, %lu objects, %lu log files, %lu frames: "
-	        "%lu problems, %lu notes\n",
-	        ncols, v.objects, v.files, v.frames, v.problems, v.notes);
+	        "vdb-admin: verify: %zu collections, %lu objects (%lu indexes), %lu log files, "
+	        "%lu frames: %lu problems, %lu notes\n",
+	        ncols, v.objects, v.indexes, v.files, v.frames, v.problems, v.notes);
 	*problems = v.problems;
 out:
 	free(v.segs);
+	free(v.known);
+	free(idx);
 	free(cols);
 	return rc;
 }
