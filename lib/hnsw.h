@@ -39,7 +39,8 @@ void hnsw_built_free(struct hnsw_built *b);
 /* a view of an opened HNSW index: pointers into the map */
 struct hnsw {
 	int metric;
-	uint32_t dim, m, m0, max_level, entry;
+	uint32_t dim, m, m0, ef_construction, max_level, entry;
+	uint32_t entry_up; /* the entry's position in upper_rows */
 	uint64_t rows, nupper;
 	const uint32_t *l0;
 	const uint32_t *upper_rows;

@@ -22,6 +22,10 @@ enum {
 	IVF_SEC_SQ_MIN = 20, /* SQ8: dim f32 */
 	IVF_SEC_SQ_SCALE = 21, /* SQ8: dim f32 */
 	IVF_SEC_PQ_CODEBOOK = 22, /* PQ: pq_m * 256 * (dim / pq_m) f32 */
+	/* PQ with L2: rows f32, |r|^2 + 2 c.r of each position's decoded
+	 * residual r and list centroid c, so that a query's one table of
+	 * inner products serves every list (no table per probed list) */
+	IVF_SEC_PQ_NORM = 23,
 };
 
 /* the result of a build: sections for index_write (pointing into memory
@@ -50,6 +54,7 @@ struct ivf {
 	const uint32_t *list_rows;
 	const unsigned char *codes;
 	const float *sq_min, *sq_scale, *pq_codebook;
+	const float *pq_norm; /* PQ with L2 */
 };
 
 /* ivf_open: the sections' sizes and the list offsets checked (O(nlist));
