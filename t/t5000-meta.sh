@@ -8,7 +8,7 @@ test_expect "create with every field type" \
 		--field ok:bool --field title:string:20 --field body:string"
 test_expect "show prints the schema as JSON" \
 	"vdb-meta show docs >'$TMP/s' &&
-	 grep -q '^{\"name\":\"docs\",\"id\":1,\"dim\":3,\"metric\":\"cosine\",\"auto_id\":false,\"fields\":\[{\"name\":\"year\",\"type\":\"int64\"},{\"name\":\"score\",\"type\":\"double\"},{\"name\":\"ok\",\"type\":\"bool\"},{\"name\":\"title\",\"type\":\"string\",\"max_len\":20},{\"name\":\"body\",\"type\":\"string\",\"max_len\":65535}\],\"partitions\":\[\"_default\"\],\"segments\":0,\"sealed_rows\":0,\"sealed_bytes\":0}$' '$TMP/s'"
+	 grep -q '^{\"name\":\"docs\",\"id\":1,\"dim\":3,\"metric\":\"cosine\",\"auto_id\":false,\"fields\":\[{\"name\":\"year\",\"type\":\"int64\"},{\"name\":\"score\",\"type\":\"double\"},{\"name\":\"ok\",\"type\":\"bool\"},{\"name\":\"title\",\"type\":\"string\",\"max_len\":20},{\"name\":\"body\",\"type\":\"string\",\"max_len\":65535}\],\"partitions\":\[\"_default\"\],\"segments\":0,\"sealed_rows\":0,\"sealed_bytes\":0,\"index\":\"flat\"}$' '$TMP/s'"
 expect_fail "a collection name twice" 100 "vdb-meta: fatal: collection 'docs' exists" \
 	vdb-meta create docs --dim 3
 expect_fail "--dim is required" 100 "create: --dim is required" vdb-meta create x

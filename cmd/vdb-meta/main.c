@@ -144,9 +144,6 @@ schema_json(struct root *r, const struct schema *s)
 		json_array_append_new(fields, f);
 	}
 	json_object_set_new(o, "fields", fields);
-	check(meta_index_spec_get(r->meta, s->id, &spec, &e));
-	index_spec_format(&spec, text, sizeof text);
-	json_object_set_new(o, "index", json_string(text));
 	check(meta_partition_list(r->meta, s->id, &pv, &np, &e));
 	for (size_t i = 0; i < np; i++)
 		json_array_append_new(parts, json_string(pv[i].name));
@@ -161,6 +158,9 @@ schema_json(struct root *r, const struct schema *s)
 	json_object_set_new(o, "segments", json_integer((json_int_t)ns));
 	json_object_set_new(o, "sealed_rows", json_integer((json_int_t)rows));
 	json_object_set_new(o, "sealed_bytes", json_integer((json_int_t)bytes));
+	check(meta_index_spec_get(r->meta, s->id, &spec, &e));
+	index_spec_format(&spec, text, sizeof text);
+	json_object_set_new(o, "index", json_string(text));
 	return o;
 }
 
