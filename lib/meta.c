@@ -1285,6 +1285,12 @@ meta_trash_due(struct meta *m, int64_t before, char (**out)[65], size_t *n, stru
 }
 
 int
+meta_trash_put(struct meta *m, const char *key, int64_t now, struct vdb_err *e)
+{
+	return trash_unreferenced(m, key, now, e);
+}
+
+int
 meta_trash_forget(struct meta *m, const char *key, struct vdb_err *e)
 {
 	sqlite3_stmt *st;

@@ -130,6 +130,9 @@ int meta_compact_commit(struct meta *m, int64_t cid, const int64_t *old, size_t 
 /* meta_trash_due: objects in the trash since before or earlier that no
  * row references (referenced ones leave the trash); malloc'd keys */
 int meta_trash_due(struct meta *m, int64_t before, char (**out)[65], size_t *n, struct vdb_err *e);
+/* meta_trash_put: an object nothing will register (a build that lost a
+ * race) waits in the trash like the rest */
+int meta_trash_put(struct meta *m, const char *key, int64_t now, struct vdb_err *e);
 /* meta_trash_forget: the object is gone from the store */
 int meta_trash_forget(struct meta *m, const char *key, struct vdb_err *e);
 /* meta_trash_has: is key waiting in the trash? */

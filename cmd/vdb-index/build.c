@@ -180,10 +180,10 @@ vindex_build(struct vindex *x, const struct schema *sc, struct vdb_err *e)
 			if ((rc = vindex_build_segment(x, sc, &segs[i], &spec, &reg, e)) != VDB_OK)
 				break;
 			rc = meta_index_register(x->r->meta, sc->id, &reg, e);
-			if (rc == VDB_ENOENT || rc == VDB_EEXIST) {
-				/* dropped or indexed meanwhile: the object is
-				 * not needed, and the trash will take it */
-				rc = VDB_OK;
+			if (rc == VDB_EEXIST) {
+				/* indexed meanwhile, or the collection dropped:
+				 * the object is not needed */
+				rc = meta_trash_put(x->r->meta, reg.object, (int64_t)time(NULL), e);
 			} else if (rc == VDB_OK) {
 				x->built++;
 			}

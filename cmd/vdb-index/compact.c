@@ -150,8 +150,16 @@ swap(struct vindex *x, const struct schema *sc, const struct index_spec *spec, s
 		}
 	}
 	if ((rc = meta_compact_commit(x->r->meta, sc->id, old, n, &ns, nnew, &reg, nidx,
-	                              (int64_t)time(NULL), e)) != VDB_OK)
+	                              (int64_t)time(NULL), e)) != VDB_OK) {
+		/* what was written for the swap is not needed; the trash
+		 * takes it (best effort: otherwise verify notes it) */
+		struct vdb_err te;
+		if (nnew)
+			meta_trash_put(x->r->meta, ns.object, (int64_t)time(NULL), &te);
+		if (nidx)
+			meta_trash_put(x->r->meta, reg.object, (int64_t)time(NULL), &te);
 		goto out;
+	}
 	x->compacted += n;
 	x->merged_into += nnew;
 	x->built += nidx;
