@@ -14,7 +14,7 @@ endif
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
-PROGS    = vdb-admin vdb-coord vdb-ingest vdb-meta vdb-query
+PROGS    = vdb-admin vdb-coord vdb-index vdb-ingest vdb-meta vdb-query
 LIB_SRC  = $(wildcard lib/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC = $(wildcard t/unit/*.c)

@@ -104,7 +104,11 @@ int
 ann_prefer_exact(const struct ann *a, uint64_t allowed, uint32_t k, const struct ann_params *p)
 {
 	uint64_t rows = a->f.h.rows;
+	const char *env = getenv("VDB_FILTER_FALLBACK");
 
+	/* tests walk the index under any filter this way */
+	if (env && strcmp(env, "off") == 0)
+		return 0;
 	if (rows == 0 || allowed <= k)
 		return 1;
 	if (a->type == IDX_HNSW) {
@@ -125,6 +129,8 @@ ann_prefer_exact(const struct ann *a, uint64_t allowed, uint32_t k, const struct
 		np = a->v.nlist;
 	if ((double)allowed <= (double)rows * np / a->v.nlist)
 		return 1;
-	/* and the lists searched must be likely to hold k allowed rows */
-	return (double)allowed * np / a->v.nlist < 4.0 * k;
+	/* and when rows are passed over, the lists searched must be likely
+	 * to hold k of those allowed (without any passed over, nprobe is
+	 * the caller's to choose) */
+	return allowed < rows && (double)allowed * np / a->v.nlist < 2.0 * k;
 }

@@ -48,7 +48,8 @@ int ann_search(const struct ann *a, const float *vec, const float *q, uint32_t k
  * filter), is an exact scan of those rows the cheaper way to k results?
  * The graph or the lists would pass over ever more rows that may not be
  * returned; the exact scan costs the allowed rows alone.  Milvus and
- * Qdrant decide the same way, from the matching fraction. */
+ * Qdrant decide the same way, from the matching fraction.
+ * $VDB_FILTER_FALLBACK=off answers no, always (for tests). */
 int ann_prefer_exact(const struct ann *a, uint64_t allowed, uint32_t k, const struct ann_params *p);
 
 #endif

@@ -240,7 +240,7 @@ out:
 
 static int
 cache_get(struct seg_cache *cache, struct root *r, const struct schema *sc, const char *key,
-          const char *ikey, int vectors, struct cache_ent **out, struct vdb_err *e)
+          const char *ikey, int vectors, int indexes, struct cache_ent **out, struct vdb_err *e)
 {
 	struct cache_ent *c = NULL;
 	int rc;
@@ -269,7 +269,7 @@ cache_get(struct seg_cache *cache, struct root *r, const struct schema *sc, cons
 		c->vec_ok = 1;
 	}
 	/* an index rebuilt since (another spec) replaces the one open */
-	if (vectors && ikey[0] && (!c->has_ann || strcmp(c->ikey, ikey) != 0) &&
+	if (indexes && ikey[0] && (!c->has_ann || strcmp(c->ikey, ikey) != 0) &&
 	    (rc = ent_open_ann(r, c, ikey, e)) != VDB_OK) {
 		vdb_err_prefix(e, "object %s: ", key);
 		return rc;
@@ -407,9 +407,10 @@ search_close(struct search_set *set)
 }
 
 int
-search_open(struct root *r, const struct schema *sc, uint64_t ts, int64_t partition, int vectors,
+search_open(struct root *r, const struct schema *sc, uint64_t ts, int64_t partition, int what,
             struct seg_cache *cache, struct search_set *set, struct vdb_err *e)
 {
+	int vectors = (what & SEARCH_VECTORS) != 0, indexes = vectors && (what & SEARCH_INDEXES);
 	size_t cap = 0;
 	struct tail_ctx t = {.set = set, .cap = &cap, .partition = partition};
 	int rc;
@@ -431,7 +432,7 @@ search_open(struct root *r, const struct schema *sc, uint64_t ts, int64_t partit
 			continue;
 		}
 		if ((rc = cache_get(cache, r, sc, set->snap.segs[i].object, set->snap.segs[i].index,
-		                    vectors, &c, e)))
+		                    vectors, indexes, &c, e)))
 			goto out;
 		if (c->b.n > SEG_MAX_ROWS) { /* not one vdb wrote: rows are 32-bit here */
 			rc = vdb_err_set(e, VDB_EINPUT, "object %s: %zu rows, more than %llu",
@@ -440,6 +441,8 @@ search_open(struct root *r, const struct schema *sc, uint64_t ts, int64_t partit
 		}
 		if ((rc = add_source(set, &cap, c->seg.vectors, &c->b, NULL, c, e)) != VDB_OK)
 			goto out;
+		if (!indexes)
+			set->src[set->nsrc - 1].ann = NULL;
 	}
 	cache_trim(cache);
 	if ((rc = snapshot_log(&set->snap, sc->id, on_frame, &t, e)) != VDB_OK)

@@ -64,10 +64,14 @@ struct search_set {
 };
 
 /* search_open: the data of a snapshot as of ts (0: now).  partition: only
- * rows of that partition id (-1: all).  vectors: map and check the vector
- * blocks too (a count needs only the scalars).  cache may be NULL. */
-int search_open(struct root *r, const struct schema *sc, uint64_t ts, int64_t partition,
-                int vectors, struct seg_cache *cache, struct search_set *set, struct vdb_err *e);
+ * rows of that partition id (-1: all).  what: SEARCH_VECTORS maps and
+ * checks the vector blocks too (a count needs only the scalars);
+ * SEARCH_INDEXES also opens the segments' indexes (an exact search does
+ * not need them).  cache may be NULL. */
+#define SEARCH_VECTORS 1
+#define SEARCH_INDEXES 2
+int search_open(struct root *r, const struct schema *sc, uint64_t ts, int64_t partition, int what,
+                struct seg_cache *cache, struct search_set *set, struct vdb_err *e);
 void search_close(struct search_set *set);
 
 struct search_req {

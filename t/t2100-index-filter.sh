@@ -54,6 +54,7 @@ none|year > 1000|0
 EOF2
 
 check_all() { # phase del
+	phase=$1 del=$2
 	for t in hnsw ivf_flat ivf_pq; do
 		while IFS='|' read -r name f a; do
 			set -- ${f:+--filter "$f"}
@@ -61,16 +62,29 @@ check_all() { # phase del
 			vdb-query --exact -k 10 "$@" "c_$t" "$TMP/q.jsonl" | hit_ids >"$TMP/want"
 			r=$(recall_ids "$TMP/got" "$TMP/want")
 			case $t in ivf_pq) bar=0.85 ;; *) bar=0.95 ;; esac
-			test_expect "$1, $t, $name: every hit matches and is live" "allowed '$a' '$TMP/got' $2"
-			test_expect "$1, $t, $name: recall among matching rows $r >= $bar" "at_least $r $bar"
+			test_expect "$phase, $t, $name: every hit matches and is live" "allowed '$a' '$TMP/got' $del"
+			# IVF forced through its lists cannot find matching rows the
+			# probed lists do not hold: that is what the fallback is for
+			case $phase:$t in *"index only":ivf*) continue ;; esac
+			test_expect "$phase, $t, $name: recall among matching rows $r >= $bar" "at_least $r $bar"
 		done <"$TMP/filters"
 	done
 }
 check_all "before deletes" 0
+# small segments answer most filters exactly (it is cheaper); make every
+# filter walk the index instead
+VDB_FILTER_FALLBACK=off
+export VDB_FILTER_FALLBACK
+check_all "index only" 0
+unset VDB_FILTER_FALLBACK
 
 awk 'NR % 5 == 1 { print NR - 1 }' "$TMP/base.jsonl" >"$TMP/del"
 for t in hnsw ivf_flat ivf_pq; do vdb-ingest --delete "c_$t" "$TMP/del" >/dev/null || exit 1; done
 check_all "20% deleted" 1
+VDB_FILTER_FALLBACK=off
+export VDB_FILTER_FALLBACK
+check_all "20% deleted, index only" 1
+unset VDB_FILTER_FALLBACK
 
 # a filter leaving a handful of rows is scanned exactly: the same bytes
 # as the exact search

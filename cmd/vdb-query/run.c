@@ -265,7 +265,9 @@ query_run(struct root *r, const struct qopts *o, struct qbatch *q, struct seg_ca
 		rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
 		goto out;
 	}
-	if ((rc = search_open(r, o->sc, o->ts, o->partition, 1, cache, &set, e)) != VDB_OK)
+	if ((rc = search_open(r, o->sc, o->ts, o->partition,
+	                      o->exact ? SEARCH_VECTORS : SEARCH_VECTORS | SEARCH_INDEXES, cache,
+	                      &set, e)) != VDB_OK)
 		goto out;
 	open = 1;
 	struct search_req rq = {
