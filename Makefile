@@ -24,7 +24,8 @@ MAN1     = $(wildcard man/*.1)
 MAN7     = $(wildcard man/*.7)
 MAN8     = $(wildcard man/*.8)
 
-all: $(BINS) $(BUILD)/bin/vdb-gen $(BUILD)/bin/vdb-kbench $(BUILD)/bin/coord-load
+all: $(BINS) $(BUILD)/bin/vdb-gen $(BUILD)/bin/vdb-kbench $(BUILD)/bin/coord-load \
+	$(BUILD)/bin/ann-vdb
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -49,6 +50,10 @@ $(BUILD)/bin/vdb-gen: $(BUILD)/t/bench/gen.o
 $(BUILD)/bin/vdb-kbench: $(BUILD)/t/bench/kernel.o $(BUILD)/libvdb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lpthread -lm
+
+$(BUILD)/bin/ann-vdb: $(BUILD)/t/bench/ann-vdb.o $(BUILD)/libvdb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/bin/coord-load: $(BUILD)/t/bench/coord-load.o
 	@mkdir -p $(dir $@)

@@ -49,6 +49,10 @@ while [ $i -lt "$N" ]; do
 		: >"$TMP/acks.v"
 	fi
 	base=$((i * 10000))
+	# emptied here, not only by the background job's redirection: a kill
+	# that lands before the child opens the file would leave the last
+	# trial's acks in it
+	: >"$TMP/ack"
 	# a random moment within the run: each mode takes a different time
 	span=$(echo "0.1 0.1 0.03 0.012" | cut -d' ' -f$((i % 4 + 1)))
 	delay=$(awk -v s="$i" -v span="$span" 'BEGIN { srand(s); printf "%.4f", rand() * span }')

@@ -7,7 +7,7 @@ PATH=$BIN:$PATH
 export PATH
 SIFT=${SIFT:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data/siftsmall}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vdb-test.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 unset VDB_ROOT
 test_count=0
 test_failed=0
