@@ -26,6 +26,16 @@ snapshot_live(const struct snapshot *s, const struct batch *b, uint8_t *live)
 	}
 }
 
+int
+snapshot_all_live(const struct snapshot *s, const struct seg_info *si)
+{
+	int part_live = 0;
+
+	for (size_t i = 0; i < s->nparts; i++)
+		part_live |= s->parts[i].id == si->partition_id;
+	return part_live && si->max_ts <= s->ts && s->tombs.n == 0;
+}
+
 struct scan_ctx {
 	const struct snapshot *snap;
 	struct batch b;

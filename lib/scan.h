@@ -40,6 +40,10 @@ int snapshot_log(struct snapshot *s, int64_t cid, log_frame_fn fn, void *arg, st
 /* snapshot_live: live[r] for the rows of b — in a partition that exists,
  * stamped at or before the snapshot, not deleted by a newer tombstone */
 void snapshot_live(const struct snapshot *s, const struct batch *b, uint8_t *live);
+/* snapshot_all_live: every row of segment si is live in s, known without
+ * looking at the rows — its partition exists, its newest row is not after
+ * the snapshot, and there are no tombstones at all */
+int snapshot_all_live(const struct snapshot *s, const struct seg_info *si);
 
 /* fn gets each batch with live[r] set for rows that are not deleted */
 typedef int (*scan_fn)(void *arg, const struct batch *b, const uint8_t *live, struct vdb_err *e);

@@ -42,6 +42,7 @@ struct source {
 	const struct batch *b; /* ids, ts and fields */
 	uint8_t *live; /* b->n: visible in the snapshot */
 	uint64_t nlive; /* how many are */
+	int all_live; /* known to be all, without looking (snapshot_all_live) */
 	struct batch *own; /* the log tail's rows, owned */
 	struct cache_ent *ent; /* the segment's cache entry; NULL for the tail */
 	const struct ann *ann; /* the segment's index, or NULL */

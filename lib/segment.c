@@ -903,27 +903,39 @@ seg_verify(const struct segment *s, const char *key, struct vdb_err *e)
 	return rc;
 }
 
+/* column_into: column c decoded into want bytes at p */
 static int
-column(const struct segment *s, const struct seg_col *c, size_t want, void **out, struct vdb_err *e)
+column_into(const struct segment *s, const struct seg_col *c, size_t want, void *p,
+            struct vdb_err *e)
 {
-	void *p;
 	size_t n;
 
 	if (c->raw != want || (c->enc == SE_RAW && c->stored != want))
 		return vdb_err_set(e, VDB_ECORRUPT, "column '%s': %llu bytes, want %zu", c->name,
 		                   (unsigned long long)c->raw, want);
-	p = malloc(want ? want : 1);
+	if (c->enc == SE_RAW) {
+		if (want)
+			memcpy(p, s->map + c->off, want);
+		return VDB_OK;
+	}
+	n = ZSTD_decompress(p, want, s->map + c->off, c->stored);
+	if (ZSTD_isError(n) || n != want)
+		return vdb_err_set(e, VDB_ECORRUPT, "column '%s': zstd: %s", c->name,
+		                   ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short");
+	return VDB_OK;
+}
+
+static int
+column(const struct segment *s, const struct seg_col *c, size_t want, void **out, struct vdb_err *e)
+{
+	void *p = malloc(want ? want : 1);
+	int rc;
+
 	if (p == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
-	if (c->enc == SE_RAW) {
-		memcpy(p, s->map + c->off, want);
-	} else {
-		n = ZSTD_decompress(p, want, s->map + c->off, c->stored);
-		if (ZSTD_isError(n) || n != want) {
-			free(p);
-			return vdb_err_set(e, VDB_ECORRUPT, "column '%s': zstd: %s", c->name,
-			                   ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short");
-		}
+	if ((rc = column_into(s, c, want, p, e)) != VDB_OK) {
+		free(p);
+		return rc;
 	}
 	*out = p;
 	return VDB_OK;
@@ -950,7 +962,7 @@ seg_load(const struct segment *s, struct batch *b, struct vdb_err *e)
 {
 	const struct schema *sc = b->sc;
 	size_t n = s->rows, base = b->n;
-	void *ids = NULL, *ts = NULL, *v = NULL;
+	void *v = NULL;
 	int rc;
 
 	if (s->dim != sc->dim || s->ncols != sc->nfields + 3)
@@ -959,11 +971,12 @@ seg_load(const struct segment *s, struct batch *b, struct vdb_err *e)
 		return vdb_err_set(e, VDB_ECORRUPT, "segment row count %zu too large", n);
 	if ((rc = batch_reserve(b, n, e)) != VDB_OK)
 		return rc;
-	if ((rc = column(s, &s->cols[1], n * 8, &ids, e)) != VDB_OK ||
-	    (rc = column(s, &s->cols[2], n * 8, &ts, e)) != VDB_OK)
+	/* straight into the batch: a 1M-row segment's ids and timestamps
+	 * are 16 MB, and a copy of them cost a one-shot query as much as
+	 * decoding them */
+	if ((rc = column_into(s, &s->cols[1], n * 8, b->ids + base, e)) != VDB_OK ||
+	    (rc = column_into(s, &s->cols[2], n * 8, b->ts + base, e)) != VDB_OK)
 		goto out;
-	memcpy(b->ids + base, ids, n * 8);
-	memcpy(b->ts + base, ts, n * 8);
 	if (!b->novec)
 		memcpy(b->vec + base * sc->dim, s->vectors, n * sc->dim * 4);
 	b->partition_id = (int64_t)s->pid;
@@ -980,16 +993,15 @@ seg_load(const struct segment *s, struct batch *b, struct vdb_err *e)
 		switch (bc->type) {
 		case FT_INT64:
 		case FT_DOUBLE:
-			if ((rc = column(s, c, n * 8, &v, e)) != VDB_OK)
+			if ((rc = column_into(s, c, n * 8,
+			                      bc->type == FT_INT64 ? (void *)(bc->i64 + base)
+			                                           : (void *)(bc->f64 + base),
+			                      e)) != VDB_OK)
 				goto out;
-			memcpy(bc->type == FT_INT64 ? (void *)(bc->i64 + base)
-			                            : (void *)(bc->f64 + base),
-			       v, n * 8);
 			break;
 		case FT_BOOL:
-			if ((rc = column(s, c, n, &v, e)) != VDB_OK)
+			if ((rc = column_into(s, c, n, bc->b + base, e)) != VDB_OK)
 				goto out;
-			memcpy(bc->b + base, v, n);
 			break;
 		case FT_STRING: {
 			const uint64_t *off;
@@ -1021,8 +1033,6 @@ seg_load(const struct segment *s, struct batch *b, struct vdb_err *e)
 	}
 	b->n = base + n;
 out:
-	free(ids);
-	free(ts);
 	free(v);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include "admin.h"
 #include "ann.h"
 #include "batch.h"
+#include "colcache.h"
 #include "file.h"
 #include "log.h"
 #include "segment.h"
@@ -89,6 +90,9 @@ verify_segment(struct verify *v, const struct seg_info *si, const struct schema 
 		        "object %s (segment %" PRId64 " of %s): header does not match the "
 		        "collection",
 		        si->object, si->id, sc->name);
+	else if (colcache_check(v->r->path, si->object, &s, sc, &e) != VDB_OK)
+		problem(v, "object %s (segment %" PRId64 " of %s): %s", si->object, si->id,
+		        sc->name, e.msg);
 	seg_close(&s);
 }
 
