@@ -31,9 +31,9 @@ struct hnsw_built {
 
 /* hnsw_build: spec resolved (index_spec_resolve); vec is the segment's
  * n * dim vectors; threads >= 1 (one thread: the same graph every time) */
-int hnsw_build(const float *vec, uint64_t n, uint32_t dim, int metric, const struct index_spec *spec,
-               int threads, index_progress_fn progress, void *parg, struct hnsw_built *out,
-               struct vdb_err *e);
+int hnsw_build(const float *vec, uint64_t n, uint32_t dim, int metric,
+               const struct index_spec *spec, int threads, index_progress_fn progress, void *parg,
+               struct hnsw_built *out, struct vdb_err *e);
 void hnsw_built_free(struct hnsw_built *b);
 
 /* a view of an opened HNSW index: pointers into the map */

@@ -67,7 +67,9 @@ int ivf_check(const struct ivf *v, struct vdb_err *e);
 uint32_t ivf_default_nprobe(const struct ivf *v);
 uint32_t ivf_default_refine(const struct ivf *v);
 
-struct ivf_scratch; /* per searching thread */
+/* per searching thread and index: it holds tables made from v's codebook,
+ * so it serves searches of v only */
+struct ivf_scratch;
 struct ivf_scratch *ivf_scratch_new(const struct ivf *v);
 void ivf_scratch_free(struct ivf_scratch *s);
 

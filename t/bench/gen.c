@@ -47,13 +47,13 @@ next(void)
  * depends on dim only, so -s and -n change the sample, never the
  * distribution. */
 #define CL_K 1000 /* mixture components */
-#define CL_DI 20 /* intrinsic dimensions */
-#define CL_SPREAD 2.0 /* sd of the components' centres */
+#define CL_DI 24 /* intrinsic dimensions */
+#define CL_SPREAD 0.7 /* sd of the components' centres */
 #define CL_SCALE_LO 0.25 /* a component's scale, log-uniform in [LO, HI] */
 #define CL_SCALE_HI 1.0
 #define CL_AXIS 2.0 /* per axis a further factor, log-uniform in [1/AXIS, AXIS] */
 #define CL_WEIGHT 10.0 /* component weights, log-uniform in [1, WEIGHT] */
-#define CL_NOISE 0.05 /* sd of the isotropic noise, per ambient dimension */
+#define CL_NOISE 0.1 /* sd of the isotropic noise, per ambient dimension */
 
 struct cl {
 	int dim;
