@@ -42,9 +42,11 @@ test_expect "the old objects wait in the trash, and verify is clean" \
 	 vdb-admin verify >'$TMP/v' 2>'$TMP/ve' && ! grep -q 'note:' '$TMP/ve'"
 test_expect "a second compaction has nothing to do" \
 	"vdb-index --compact c 2>'$TMP/e' && ! grep -q compacted '$TMP/e' || grep -q ' 0 segments compacted' '$TMP/e'"
-test_expect "after the grace period the trash is emptied" \
-	"vdb-index --grace 0 --all 2>'$TMP/e' && grep -q ' 20 objects deleted' '$TMP/e' &&
-	 [ \$(find '$TMP/r/objects' -type f | wc -l) = 4 ] && vdb-admin verify >/dev/null 2>&1"
+test_expect "after the grace period the trash is emptied, with what queries cached" \
+	"vdb-query -k 1 --format fvecs c '$TMP/q.fvecs' >/dev/null &&
+	 vdb-index --grace 0 --all 2>'$TMP/e' && grep -q ' 20 objects deleted' '$TMP/e' &&
+	 [ \$(find '$TMP/r/objects' -type f | wc -l) = 4 ] && vdb-admin verify >/dev/null 2>&1 &&
+	 [ \$(ls '$TMP/r/cache/cols' | wc -l) = 2 ] && [ \$(ls '$TMP/r/cache/verified' | wc -l) -le 4 ]"
 test_expect "a delete after compaction still hides its row" \
 	"id=\$(vdb-query --exact -k 1 --format fvecs c '$TMP/q.fvecs' | head -1 | sed 's/.*\"id\":\([0-9]*\).*/\1/') &&
 	 echo \$id | vdb-ingest --delete c >/dev/null &&

@@ -4,9 +4,26 @@
  * the swap may still be about to open them. */
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "file.h"
 #include "store.h"
 #include "vindex.h"
+
+/* forget_derived: what queries derived from an object goes with it */
+static void
+forget_derived(const char *root, const char *key)
+{
+	char *cols = path_fmt("%s/cache/cols/%s", root, key);
+	char *mark = path_fmt("%s/cache/verified/%s", root, key);
+
+	if (cols)
+		unlink(cols);
+	if (mark)
+		unlink(mark);
+	free(cols);
+	free(mark);
+}
 
 int
 vindex_gc(struct vindex *x, struct vdb_err *e)
@@ -25,6 +42,7 @@ vindex_gc(struct vindex *x, struct vdb_err *e)
 			rc = VDB_OK;
 		if (rc != VDB_OK || (rc = meta_trash_forget(x->r->meta, objs[i], e)) != VDB_OK)
 			break;
+		forget_derived(x->r->path, objs[i]);
 		x->deleted++;
 	}
 	free(objs);
