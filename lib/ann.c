@@ -1,6 +1,7 @@
 /* ann.c: the index types behind one interface (ann.h). */
 #include "ann.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,36 +102,40 @@ ann_search(const struct ann *a, const float *vec, const float *q, uint32_t k,
 }
 
 int
-ann_prefer_exact(const struct ann *a, uint64_t allowed, uint32_t k, const struct ann_params *p)
+ann_plan(const struct ann *a, uint64_t allowed, uint32_t k, const struct ann_params *in,
+         struct ann_params *out)
 {
 	uint64_t rows = a->f.h.rows;
 	const char *env = getenv("VDB_FILTER_FALLBACK");
+	int never = env && strcmp(env, "off") == 0;
 
-	/* tests walk the index under any filter this way */
-	if (env && strcmp(env, "off") == 0)
-		return 0;
-	if (rows == 0 || allowed <= k)
+	*out = *in;
+	if (!never && (rows == 0 || allowed <= k))
 		return 1;
 	if (a->type == IDX_HNSW) {
 		/* a walk computes about ef * M0 distances to reach ef results,
-		 * divided by the fraction f = allowed / rows that may count;
-		 * the exact scan computes f * rows.  Exact wins when
-		 * f^2 * rows < ef * M0. */
-		uint64_t ef = p->ef ? p->ef : hnsw_default_ef(k);
+		 * over the fraction f = allowed / rows of them that count; the
+		 * exact scan computes f * rows.  Exact wins when f^2 * rows <
+		 * ef * M0. */
+		uint64_t ef = in->ef ? in->ef : hnsw_default_ef(k);
 		double f = (double)allowed / (double)rows;
 		if (ef < k)
 			ef = k;
-		return f * f * (double)rows < (double)ef * (double)a->h.m0;
+		return !never && f * f * (double)rows < (double)ef * (double)a->h.m0;
 	}
-	/* the lists hold every row, allowed or not: nprobe of nlist lists
-	 * cost rows * nprobe / nlist; the exact scan costs the allowed rows */
-	uint32_t np = p->nprobe ? p->nprobe : ivf_default_nprobe(&a->v);
-	if (np > a->v.nlist)
-		np = a->v.nlist;
-	if ((double)allowed <= (double)rows * np / a->v.nlist)
+	/* the nearest k allowed rows are among the nearest k / f of all,
+	 * which lie in about sqrt(1 / f) times as many lists (the lists
+	 * around a query grow in every direction at once); reading them
+	 * costs rows * nprobe / nlist, the exact scan the allowed rows */
+	uint32_t np = in->nprobe ? in->nprobe : ivf_default_nprobe(&a->v);
+	double grow = allowed ? sqrt((double)rows / (double)allowed) : 1.0;
+	double want = ceil(np * grow);
+	out->nprobe = want >= a->v.nlist ? a->v.nlist : (uint32_t)want;
+	if (never)
+		return 0;
+	if ((double)allowed <= (double)rows * out->nprobe / a->v.nlist)
 		return 1;
-	/* and when rows are passed over, the lists searched must be likely
-	 * to hold k of those allowed (without any passed over, nprobe is
-	 * the caller's to choose) */
-	return allowed < rows && (double)allowed * np / a->v.nlist < 2.0 * k;
+	/* and when rows are passed over, the lists read must be likely to
+	 * hold k of those allowed */
+	return allowed < rows && (double)allowed * out->nprobe / a->v.nlist < 2.0 * k;
 }

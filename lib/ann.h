@@ -44,12 +44,15 @@ int ann_search(const struct ann *a, const float *vec, const float *q, uint32_t k
                const struct ann_params *p, const uint8_t *allow, struct ann_scratch *s,
                struct ann_hit *out, uint32_t *nout, struct vdb_err *e);
 
-/* ann_prefer_exact: with only `allowed` of the rows permitted (a selective
- * filter), is an exact scan of those rows the cheaper way to k results?
- * The graph or the lists would pass over ever more rows that may not be
- * returned; the exact scan costs the allowed rows alone.  Milvus and
- * Qdrant decide the same way, from the matching fraction.
- * $VDB_FILTER_FALLBACK=off answers no, always (for tests). */
-int ann_prefer_exact(const struct ann *a, uint64_t allowed, uint32_t k, const struct ann_params *p);
+/* ann_plan: how to search for k results when only `allowed` of the rows
+ * may be returned (deleted rows, a filter): 1 when an exact scan of those
+ * rows is the cheaper way (the index would pass over ever more rows that
+ * may not be returned; the exact scan costs the allowed rows alone —
+ * Milvus and Qdrant decide the same way, from the matching fraction);
+ * else 0, with *out the knobs to use: an IVF search reads more lists, as
+ * the k nearest allowed rows lie among the nearest k * rows / allowed.
+ * $VDB_FILTER_FALLBACK=off never prefers the scan (for tests). */
+int ann_plan(const struct ann *a, uint64_t allowed, uint32_t k, const struct ann_params *in,
+             struct ann_params *out);
 
 #endif

@@ -831,6 +831,7 @@ ann_item(struct worker *w, const struct item *it)
 	uint64_t allowed = src->nlive;
 	uint32_t kmax = 0;
 	struct group sub = *g;
+	struct ann_params knobs;
 	struct ann_scratch *scr = NULL;
 	struct vdb_err e;
 	int rc, r = 0;
@@ -866,7 +867,7 @@ ann_item(struct worker *w, const struct item *it)
 	}
 	if (allowed == 0)
 		return 0;
-	if (kmax == 0 || ann_prefer_exact(src->ann, allowed, kmax, &rq->ann)) {
+	if (kmax == 0 || ann_plan(src->ann, allowed, kmax, &rq->ann, &knobs)) {
 		if ((r = exact_all(w, &sub, src, allow)) < 0)
 			return item_fail(j, r);
 		return 0;
@@ -892,7 +893,7 @@ ann_item(struct worker *w, const struct item *it)
 			r = exact_all(w, &one, src, allow);
 			continue;
 		}
-		if ((rc = ann_search(src->ann, src->vec, sub.q + i * dim, k, &rq->ann, allow, scr,
+		if ((rc = ann_search(src->ann, src->vec, sub.q + i * dim, k, &knobs, allow, scr,
 		                     w->ahits, &nout, &e)) != VDB_OK) {
 			vdb_err_prefix(&e, "index %s: ", src->ent->ikey);
 			scratch_give(src->ent, scr);

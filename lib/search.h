@@ -93,7 +93,7 @@ struct search_req {
 /* search_run: out[q] for each query, best first, ties by the smaller id.
  * A segment with an index is searched through it (approximately) for the
  * queries that give k, unless rq->exact or the query's filter leaves so
- * few rows that scanning them exactly is cheaper (ann_prefer_exact);
+ * few rows that scanning them exactly is cheaper (ann_plan);
  * rows that are deleted or do not match are passed over inside the
  * index search, never cut from its results afterwards. */
 int search_run(struct search_set *set, const struct search_req *rq, struct hits *out,
