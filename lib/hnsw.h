@@ -12,13 +12,18 @@
 #include "err.h"
 #include "index.h"
 
-/* section ids (formats/index.md) */
+/* section ids (formats/index.md, "HNSW"); every list is links first,
+ * then unused slots of 0xffffffff */
 enum {
-	HNSW_SEC_L0 = 1, /* level 0 links of every row */
-	HNSW_SEC_UPPER_ROWS = 2, /* rows with a level above 0, ascending */
-	HNSW_SEC_UPPER_OFF = 3, /* where each of those rows' upper links start */
-	HNSW_SEC_UPPER_LINKS = 4, /* links of levels 1 and up */
+	HNSW_SEC_L0 = 1, /* rows x M0 u32: each row's level-0 links */
+	HNSW_SEC_UPPER_ROWS = 2, /* the rows with a level above 0, ascending */
+	HNSW_SEC_UPPER_OFF = 3, /* (upper rows + 1) u32: upper row u has lists
+	                         * off[u] .. off[u+1]-1, for levels 1 and up */
+	HNSW_SEC_UPPER_LINKS = 4, /* lists of M u32, positions in UPPER_ROWS */
 };
+
+/* header parameters: p0 M, p1 M0, p2 efConstruction, p3 max level, p4 the
+ * entry row, p5 upper rows, p6 upper lists */
 
 /* the result of a build: sections for index_write (pointing into memory
  * this owns) and the header's parameters */
@@ -36,7 +41,8 @@ int hnsw_build(const float *vec, uint64_t n, uint32_t dim, int metric,
                struct hnsw_built *out, struct vdb_err *e);
 void hnsw_built_free(struct hnsw_built *b);
 
-/* a view of an opened HNSW index: pointers into the map */
+/* a view of an opened HNSW index: the parameters and pointers into the
+ * map */
 struct hnsw {
 	int metric;
 	uint32_t dim, m, m0, ef_construction, max_level, entry;
@@ -57,7 +63,7 @@ int hnsw_check(const struct hnsw *g, struct vdb_err *e);
 /* the ef a search uses when not given one, for k results */
 uint32_t hnsw_default_ef(uint32_t k);
 
-struct hnsw_scratch; /* per searching thread */
+struct hnsw_scratch; /* per searching thread, for one index */
 struct hnsw_scratch *hnsw_scratch_new(const struct hnsw *g);
 void hnsw_scratch_free(struct hnsw_scratch *s);
 
