@@ -98,6 +98,7 @@ soak: all
 bench: all
 	BUILD=$(abspath $(BUILD)) sh t/bench/ingest.sh
 	BUILD=$(abspath $(BUILD)) sh t/bench/query.sh
+	BUILD=$(abspath $(BUILD)) sh t/bench/ann.sh
 
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 \
