@@ -106,16 +106,8 @@ wanted() {
 	esac
 }
 
-# run_vdb DATA BASE QUERY GT NLIST: vdb's own lines, in the format above,
-# appended to $OUT (use step): engine=vdb; for each index type that
-# "wanted vdb INDEX" accepts, index=hnsw with M=$M efConstruction=$EFC
-# over $EFS, ivf_flat and ivf_pq with nlist=NLIST (m=$PQ_M) over
-# $NPROBES; one thread; mode=single and, if vdb has it, mode=batch.
-# THE LEAD'S HOOK: a no-op until vdb's ANN search is in; ann-table.py adds
-# vdb's columns and the vdb/peer ratios as soon as these lines exist.
-run_vdb() {
-	:
-}
+# run_vdb DATA BASE QUERY GT NLIST: vdb's own lines (t/bench/ann-vdb.sh)
+. "$HERE/ann-vdb.sh"
 
 peers() { # DATA BASE QUERY GT NLIST
 	train=$(($5 * TRAIN_PER_LIST))
