@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "distance.h"
+#include "par.h"
 #include "schema.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -51,64 +52,6 @@ static float
 rng_float(uint64_t *s)
 {
 	return (float)(rng_next(s) >> 40) * 0x1p-24f;
-}
-
-/* ---- threads ---- */
-
-struct par {
-	void (*fn)(void *ctx, int t);
-	void *ctx;
-	int t;
-};
-
-static void *
-par_main(void *p)
-{
-	struct par *a = p;
-
-	a->fn(a->ctx, a->t);
-	return NULL;
-}
-
-/* par_run: fn(ctx, t) for every t < threads, at once; a thread that cannot
- * be started has its share run here afterwards (fn takes its work from a
- * shared counter or by t, so the result is the same) */
-static void
-par_run(int threads, void (*fn)(void *, int), void *ctx)
-{
-	pthread_t *tid;
-	struct par *a;
-	int *ok;
-
-	if (threads <= 1 || (tid = calloc((size_t)threads, sizeof *tid)) == NULL) {
-		for (int t = 0; t < (threads < 1 ? 1 : threads); t++)
-			fn(ctx, t);
-		return;
-	}
-	a = calloc((size_t)threads, sizeof *a);
-	ok = calloc((size_t)threads, sizeof *ok);
-	if (a == NULL || ok == NULL) {
-		free(tid);
-		free(a);
-		free(ok);
-		for (int t = 0; t < threads; t++)
-			fn(ctx, t);
-		return;
-	}
-	for (int t = 1; t < threads; t++) {
-		a[t] = (struct par){fn, ctx, t};
-		ok[t] = pthread_create(&tid[t], NULL, par_main, &a[t]) == 0;
-	}
-	fn(ctx, 0);
-	for (int t = 1; t < threads; t++) {
-		if (ok[t])
-			pthread_join(tid[t], NULL);
-		else
-			fn(ctx, t);
-	}
-	free(tid);
-	free(a);
-	free(ok);
 }
 
 /* ---- assignment ----
