@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -145,4 +146,33 @@ path_fmt(const char *fmt, ...)
 	n = vasprintf(&s, fmt, ap);
 	va_end(ap);
 	return n < 0 ? NULL : s;
+}
+
+int
+file_map(const char *path, size_t min, const char *what, const void **map, size_t *size,
+         struct vdb_err *e)
+{
+	struct stat st;
+	void *m;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vdb_err_errno(e, errno == ENOENT ? VDB_ENOENT : VDB_ETEMP, "%s", path);
+	if (fstat(fd, &st) != 0) {
+		rc = vdb_err_errno(e, VDB_ETEMP, "%s: stat", path);
+		close(fd);
+		return rc;
+	}
+	if ((uint64_t)st.st_size < min) {
+		close(fd);
+		return vdb_err_set(e, VDB_ECORRUPT, "%s: too short to be %s", path, what);
+	}
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return vdb_err_errno(e, VDB_ETEMP, "%s: mmap", path);
+	*map = m;
+	*size = (size_t)st.st_size;
+	return VDB_OK;
 }

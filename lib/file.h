@@ -21,6 +21,10 @@ int file_mkdir(const char *path, struct vdb_err *e); /* EEXIST is fine */
  * nonblock, then VDB_ETEMP "locked by another process". */
 int file_lock(const char *path, int nonblock, int *fdout, struct vdb_err *e);
 void file_unlock(int fd);
+/* file_map: path mapped read-only whole (*map, *size); one shorter than
+ * min bytes is VDB_ECORRUPT "PATH: too short to be WHAT" */
+int file_map(const char *path, size_t min, const char *what, const void **map, size_t *size,
+             struct vdb_err *e);
 /* path_join: malloc'd "a/b"; NULL only when out of memory */
 char *path_join(const char *a, const char *b);
 char *path_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -347,29 +347,16 @@ parse(struct index_file *f, struct vdb_err *e)
 int
 index_open(const char *path, struct index_file *f, struct vdb_err *e)
 {
-	struct stat st;
-	void *map;
-	int fd, rc;
+	const void *map;
+	size_t size;
+	int rc;
 
 	memset(f, 0, sizeof *f);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return vdb_err_errno(e, errno == ENOENT ? VDB_ENOENT : VDB_ETEMP, "%s", path);
-	if (fstat(fd, &st) != 0) {
-		rc = vdb_err_errno(e, VDB_ETEMP, "%s: stat", path);
-		close(fd);
+	if ((rc = file_map(path, IDX_HDR + FOOT_HDR + IDX_TRAILER, "an index", &map, &size, e)) !=
+	    VDB_OK)
 		return rc;
-	}
-	if (st.st_size < IDX_HDR + FOOT_HDR + IDX_TRAILER) {
-		close(fd);
-		return vdb_err_set(e, VDB_ECORRUPT, "%s: too short to be an index", path);
-	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		return vdb_err_errno(e, VDB_ETEMP, "%s: mmap", path);
 	f->map = map;
-	f->size = (size_t)st.st_size;
+	f->size = size;
 	if ((rc = parse(f, e)) != VDB_OK) {
 		vdb_err_prefix(e, "%s: ", path);
 		index_close(f);

@@ -946,22 +946,29 @@ fail:
 	return rollback(m, rc);
 }
 
-int
-meta_object_known(struct meta *m, const char *key, int *known, struct vdb_err *e)
+/* has_key: does sql, with key as its one parameter, give a row? */
+static int
+has_key(struct meta *m, const char *sql, const char *key, int *has, struct vdb_err *e)
 {
 	sqlite3_stmt *st;
 	int rc, r;
 
-	if ((rc = prep(m, "SELECT 1 FROM segments WHERE object = ? LIMIT 1", &st, e)) != VDB_OK)
+	if ((rc = prep(m, sql, &st, e)) != VDB_OK)
 		return rc;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
 	r = sqlite3_step(st);
 	if (r == SQLITE_ROW || r == SQLITE_DONE)
-		*known = r == SQLITE_ROW;
+		*has = r == SQLITE_ROW;
 	else
 		rc = dberr(m, e, "look up object");
 	unprep(m, st);
 	return rc;
+}
+
+int
+meta_object_known(struct meta *m, const char *key, int *known, struct vdb_err *e)
+{
+	return has_key(m, "SELECT 1 FROM segments WHERE object = ? LIMIT 1", key, known, e);
 }
 
 int
@@ -1305,17 +1312,5 @@ meta_trash_forget(struct meta *m, const char *key, struct vdb_err *e)
 int
 meta_trash_has(struct meta *m, const char *key, int *has, struct vdb_err *e)
 {
-	sqlite3_stmt *st;
-	int rc, r;
-
-	if ((rc = prep(m, "SELECT 1 FROM trash WHERE object = ?", &st, e)) != VDB_OK)
-		return rc;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW || r == SQLITE_DONE)
-		*has = r == SQLITE_ROW;
-	else
-		rc = dberr(m, e, "look up trash");
-	unprep(m, st);
-	return rc;
+	return has_key(m, "SELECT 1 FROM trash WHERE object = ?", key, has, e);
 }

@@ -781,29 +781,15 @@ parse(struct segment *s, struct vdb_err *e)
 int
 seg_open(const char *path, struct segment *s, struct vdb_err *e)
 {
-	struct stat st;
-	void *map;
-	int fd, rc;
+	const void *map;
+	size_t size;
+	int rc;
 
 	memset(s, 0, sizeof(*s));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return vdb_err_errno(e, errno == ENOENT ? VDB_ENOENT : VDB_ETEMP, "%s", path);
-	if (fstat(fd, &st) != 0) {
-		rc = vdb_err_errno(e, VDB_ETEMP, "%s: stat", path);
-		close(fd);
+	if ((rc = file_map(path, SEG_HDR + SEG_TRAILER, "a segment", &map, &size, e)) != VDB_OK)
 		return rc;
-	}
-	if (st.st_size < SEG_HDR + SEG_TRAILER) {
-		close(fd);
-		return vdb_err_set(e, VDB_ECORRUPT, "%s: too short to be a segment", path);
-	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		return vdb_err_errno(e, VDB_ETEMP, "%s: mmap", path);
 	s->map = map;
-	s->size = (size_t)st.st_size;
+	s->size = size;
 	if ((rc = parse(s, e)) != VDB_OK) {
 		vdb_err_prefix(e, "%s: ", path);
 		seg_close(s);
