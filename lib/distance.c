@@ -33,6 +33,7 @@
 
 #include "distance.h"
 #include "schema.h"
+#include "tree16.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define DIST_X86 1
@@ -215,36 +216,6 @@ prefetch_x(const struct job *j, size_t i, size_t nx)
 #define A512 __attribute__((target("avx512f"))) static
 #define I512 __attribute__((target("avx512f"), always_inline)) static inline
 
-/* red16: the tree sums of a[0..15], sum p in lane p.  Each step adds the
- * lower to the upper half of every accumulator (see the header comment)
- * and packs two accumulators' halves into one register. */
-I512 __m512
-red16(const __m512 *a)
-{
-	__m512 b[8], c[4], e[2], s;
-	int i;
-
-	/* b: [a2i[0..8) + a2i[8..16), a2i+1 likewise] */
-#pragma GCC unroll 8
-	for (i = 0; i < 8; i++)
-		b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
-		                     _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
-		/* c: 128-bit block m holds accumulator 4i + m, 4 lanes */
-#pragma GCC unroll 4
-	for (i = 0; i < 4; i++)
-		c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
-		                     _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
-		/* e: block m holds 2 lanes of 8i + m, 2 lanes of 8i + 4 + m */
-#pragma GCC unroll 2
-	for (i = 0; i < 2; i++)
-		e[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
-		                     _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xee));
-	/* lane 4m + t: the sum of a[m + 4t] */
-	s = _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], 0x88), _mm512_shuffle_ps(e[0], e[1], 0xdd));
-	return _mm512_permutexvar_ps(
-	        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), s);
-}
-
 /* step512: one chunk of 16 at offset k for every pair of the tile;
  * accumulator of (query qi, vector xi) is acc[qi * NX + xi] */
 I512 void
@@ -313,9 +284,9 @@ tile512(const int metric, const int MQ, const int NX, const float *const *qp, co
 		step512(metric, MQ, NX, qp, xp, k, 0, 0, acc, xx);
 	if (k < d)
 		step512(metric, MQ, NX, qp, xp, k, 1, (__mmask16)((1u << (d - k)) - 1), acc, xx);
-	r = red16(acc);
+	r = tree16_red(acc);
 	if (metric == METRIC_COSINE)
-		r = cos512(NX, r, red16(xx), qs);
+		r = cos512(NX, r, tree16_red(xx), qs);
 	if (nx == (size_t)NX) {
 		/* row t is lanes t*NX .. t*NX+NX; shifting the base back by
 		 * t*NX keeps it inside out, as ldo >= n >= NX */
@@ -393,7 +364,7 @@ norms512(const float *q, const uint32_t *rows, size_t nq, size_t d, int root, fl
 			}
 		}
 		_mm512_mask_storeu_ps(qs + a, (__mmask16)((1u << m) - 1),
-		                      root ? _mm512_sqrt_ps(red16(acc)) : red16(acc));
+		                      root ? _mm512_sqrt_ps(tree16_red(acc)) : tree16_red(acc));
 	}
 }
 
@@ -429,7 +400,7 @@ run512(int metric, const struct job *j, float *qs)
 #define A256 __attribute__((target("avx2,fma"))) static
 #define I256 __attribute__((target("avx2,fma"), always_inline)) static inline
 
-/* red8: the tree sums of a[0..8), sum p in lane p (as red16) */
+/* red8: the tree sums of a[0..8), sum p in lane p (as tree16_red) */
 I256 __m256
 red8(const __m256 *a)
 {

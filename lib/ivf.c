@@ -40,6 +40,7 @@
 #include "par.h"
 #include "schema.h"
 #include "segment.h"
+#include "tree16.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define IVF_X86 1
@@ -176,32 +177,6 @@ tree512(__m512 v)
 	return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
 }
 
-/* red512: tree16 of each of a[0..16), sum p in lane p: every step adds
- * the upper half of each accumulator's lanes to the lower half, two
- * accumulators per register */
-I512 __m512
-red512(const __m512 *a)
-{
-	__m512 b[8], c[4], e[2], s;
-	int i;
-
-#pragma GCC unroll 8
-	for (i = 0; i < 8; i++)
-		b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
-		                     _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
-#pragma GCC unroll 4
-	for (i = 0; i < 4; i++)
-		c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
-		                     _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
-#pragma GCC unroll 2
-	for (i = 0; i < 2; i++)
-		e[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
-		                     _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xee));
-	s = _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], 0x88), _mm512_shuffle_ps(e[0], e[1], 0xdd));
-	return _mm512_permutexvar_ps(
-	        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), s);
-}
-
 /* dot512: dot_c, 16 rows at a time; q holds pad16(dim) floats */
 A512 void
 dot512(const float *q, const float *x, size_t n, uint32_t dim, float *out)
@@ -231,7 +206,7 @@ dot512(const float *q, const float *x, size_t n, uint32_t dim, float *out)
 				acc[r] = _mm512_fmadd_ps(
 				        qv, _mm512_maskz_loadu_ps(tail, xp[r] + full), acc[r]);
 		}
-		_mm512_mask_storeu_ps(out + i, (__mmask16)((1u << nb) - 1), red512(acc));
+		_mm512_mask_storeu_ps(out + i, (__mmask16)((1u << nb) - 1), tree16_red(acc));
 	}
 }
 
