@@ -312,7 +312,8 @@ cache_trim(struct seg_cache *cache)
 
 static int
 add_source(struct search_set *set, size_t *cap, const float *vec, const struct batch *b,
-           struct batch *own, struct cache_ent *ent, struct vdb_err *e)
+           struct batch *own, struct cache_ent *ent, const struct ann *ann, int all_live,
+           struct vdb_err *e)
 {
 	struct source *s;
 
@@ -329,8 +330,8 @@ add_source(struct search_set *set, size_t *cap, const float *vec, const struct b
 	s->b = b;
 	s->own = own;
 	s->ent = ent;
-	s->ann = ent && ent->has_ann ? &ent->ann : NULL;
-	s->all_live = 0;
+	s->ann = ann;
+	s->all_live = all_live;
 	s->live = malloc(b->n ? b->n : 1);
 	if (s->live == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
@@ -354,7 +355,7 @@ tail_flush(struct tail_ctx *t, struct vdb_err *e)
 	t->cur = NULL;
 	if (b == NULL)
 		return VDB_OK;
-	if ((rc = add_source(t->set, t->cap, b->vec, b, b, NULL, e)) != VDB_OK) {
+	if ((rc = add_source(t->set, t->cap, b->vec, b, b, NULL, NULL, 0, e)) != VDB_OK) {
 		batch_free(b);
 		free(b);
 	}
@@ -439,12 +440,11 @@ search_open(struct root *r, const struct schema *sc, uint64_t ts, int64_t partit
 			                 c->key, (size_t)c->b.n, SEG_MAX_ROWS);
 			goto out;
 		}
-		if ((rc = add_source(set, &cap, c->seg.vectors, &c->b, NULL, c, e)) != VDB_OK)
+		if ((rc = add_source(set, &cap, c->seg.vectors, &c->b, NULL, c,
+		                     indexes && c->has_ann ? &c->ann : NULL,
+		                     snapshot_all_live(&set->snap, &set->snap.segs[i]), e)) !=
+		    VDB_OK)
 			goto out;
-		if (!indexes)
-			set->src[set->nsrc - 1].ann = NULL;
-		set->src[set->nsrc - 1].all_live =
-		        snapshot_all_live(&set->snap, &set->snap.segs[i]);
 	}
 	cache_trim(cache);
 	if ((rc = snapshot_log(&set->snap, sc->id, on_frame, &t, e)) != VDB_OK)
