@@ -87,7 +87,13 @@ main(int argc, char **argv)
 	char *lockpath = NULL;
 	int ch, all = 0, compact = 0, wait = 0, set_spec = 0, nparams = 0, lockfd = -1;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	/* -p values, at most one per argument */
+	const char **params = calloc((size_t)argc, sizeof *params);
 
+	if (params == NULL) {
+		fprintf(stderr, "vdb-index: fatal: out of memory\n");
+		return EXIT_TEMP;
+	}
 	memset(&x, 0, sizeof x);
 	memset(&spec, 0, sizeof spec);
 	x.threads = ncpu > 0 ? (int)ncpu : 1;
@@ -105,8 +111,8 @@ main(int argc, char **argv)
 			x.threads = (int)number("threads", optarg, 1, 256);
 			break;
 		case 'p':
-			/* checked once the type is known */
-			nparams++;
+			/* applied once the type is known */
+			params[nparams++] = optarg;
 			break;
 		case OPT_ALL:
 			all = 1;
@@ -138,20 +144,12 @@ main(int argc, char **argv)
 			usage();
 		}
 	}
-	/* the parameters again, now that the type is known */
-	if (nparams) {
-		if (!set_spec) {
-			fprintf(stderr, "vdb-index: fatal: -p needs --type\n");
-			return EXIT_PERM;
-		}
-		for (int i = 1; i < optind; i++)
-			if (strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--param") == 0)
-				check(index_spec_set_kv(&spec, argv[++i], &e));
-			else if (strncmp(argv[i], "-p", 2) == 0)
-				check(index_spec_set_kv(&spec, argv[i] + 2, &e));
-			else if (strncmp(argv[i], "--param=", 8) == 0)
-				check(index_spec_set_kv(&spec, argv[i] + 8, &e));
+	if (nparams && !set_spec) {
+		fprintf(stderr, "vdb-index: fatal: -p needs --type\n");
+		return EXIT_PERM;
 	}
+	for (int i = 0; i < nparams; i++)
+		check(index_spec_set_kv(&spec, params[i], &e));
 	argc -= optind;
 	argv += optind;
 	if (all + compact > 1 || (all && (argc != 0 || set_spec)) || (!all && argc != 1) ||
@@ -197,6 +195,7 @@ main(int argc, char **argv)
 		        (unsigned long long)x.deleted);
 	file_unlock(lockfd);
 	free(lockpath);
+	free(params);
 	root_close(x.r);
 	return 0;
 }
