@@ -25,6 +25,8 @@ static const char USAGE[] =
         "                 [--segment-bytes n] --compact collection\n";
 
 static struct vdb_err e;
+/* -p values, at most one per argument; applied once the type is known */
+static const char **params;
 
 static void
 usage(void)
@@ -87,9 +89,7 @@ main(int argc, char **argv)
 	char *lockpath = NULL;
 	int ch, all = 0, compact = 0, wait = 0, set_spec = 0, nparams = 0, lockfd = -1;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	/* -p values, at most one per argument */
-	const char **params = calloc((size_t)argc, sizeof *params);
-
+	params = calloc((size_t)argc, sizeof *params);
 	if (params == NULL) {
 		fprintf(stderr, "vdb-index: fatal: out of memory\n");
 		return EXIT_TEMP;
