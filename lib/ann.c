@@ -117,7 +117,7 @@ ann_plan(const struct ann *a, uint64_t allowed, uint32_t k, const struct ann_par
 		 * over the fraction f = allowed / rows of them that count; the
 		 * exact scan computes f * rows.  Exact wins when f^2 * rows <
 		 * ef * M0. */
-		uint64_t ef = in->ef ? in->ef : hnsw_default_ef(k);
+		uint64_t ef = in->ef ? in->ef : hnsw_default_ef(k, rows);
 		double f = (double)allowed / (double)rows;
 		if (ef < k)
 			ef = k;

@@ -60,8 +60,9 @@ struct hnsw {
 int hnsw_open(const struct index_file *f, struct hnsw *g, struct vdb_err *e);
 int hnsw_check(const struct hnsw *g, struct vdb_err *e);
 
-/* the ef a search uses when not given one, for k results */
-uint32_t hnsw_default_ef(uint32_t k);
+/* the ef a search uses when not given one, for k results from a graph
+ * of rows rows */
+uint32_t hnsw_default_ef(uint32_t k, uint64_t rows);
 
 struct hnsw_scratch; /* per searching thread, for one index */
 struct hnsw_scratch *hnsw_scratch_new(const struct hnsw *g);

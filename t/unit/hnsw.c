@@ -315,8 +315,17 @@ Test(hnsw, default_ef)
 {
 	uint32_t ks[] = {1, 10, 40, 100, 1000, 100000};
 
+	uint64_t rows[] = {0, 10000, 100000, 1000000, UINT64_MAX};
+
 	for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
-		cr_assert_geq(hnsw_default_ef(ks[i]), ks[i]);
+		for (size_t j = 0; j < sizeof rows / sizeof rows[0]; j++)
+			cr_assert_geq(hnsw_default_ef(ks[i], rows[j]), ks[i]);
+	/* small graphs keep 40; the list grows with the graph, never shrinks */
+	cr_assert_eq(hnsw_default_ef(10, 10000), 40);
+	cr_assert_eq(hnsw_default_ef(10, 100000), 63);
+	cr_assert_eq(hnsw_default_ef(10, 1000000), 100);
+	cr_assert_leq(hnsw_default_ef(10, UINT64_MAX), 65536);
+	cr_assert_eq(hnsw_default_ef(1000, 1000000), 1500);
 }
 
 Test(hnsw, siftsmall_round_trip_recall)
@@ -349,7 +358,7 @@ Test(hnsw, siftsmall_round_trip_recall)
 				}
 	}
 	cr_assert_geq((double)hit / (double)(sf.nq * 10), 0.95, "recall@10 %.3f at ef %u",
-	              (double)hit / (double)(sf.nq * 10), hnsw_default_ef(10));
+	              (double)hit / (double)(sf.nq * 10), hnsw_default_ef(10, sf.n));
 	/* larger k at the default ef: recall stays high */
 	cr_assert_geq(recall(&x, sf.base, sf.query, 20, 100, 0, NULL), 0.95);
 	hnsw_scratch_free(s);
