@@ -618,8 +618,13 @@ scan512(struct hnsw_scratch *s, const uint32_t *lst, uint32_t cap, uint64_t lim,
 		__mmask16 in = cap - j >= 16 ? 0xffff : (__mmask16)((1u << (cap - j)) - 1);
 		__m512i v = _mm512_maskz_loadu_epi32(in, lst + j), tag;
 		__mmask16 live = _mm512_mask_cmpneq_epu32_mask(in, v, none), fresh;
+		__mmask16 unused = in & ~live;
 		uint32_t end;
 
+		/* a list ends at its first unused slot, as the C loop reads
+		 * it, whatever a damaged file has after it */
+		if (unused)
+			live &= (__mmask16)((unused & -unused) - 1);
 		if (_mm512_mask_cmpge_epu32_mask(live, v, vlim))
 			return -1;
 		tag = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, v, s->vis, 1);
@@ -1045,6 +1050,10 @@ hnsw_open(const struct index_file *f, struct hnsw *g, struct vdb_err *e)
 	nlists = p[6];
 	if (g->m < 2 || g->m > HNSW_MAX_M || g->m0 < 1 || g->m0 > MAX_M0)
 		return corrupt(e, "bad M or M0 in header");
+	if (p[7] != 0)
+		return corrupt(e, "unknown parameter in header");
+	if (f->nsec != 4)
+		return corrupt(e, "sections other than the four of HNSW");
 	if (nupper > rows || g->max_level > MAX_LEVEL)
 		return corrupt(e, "bad level counts in header");
 	if (rows == 0 ? g->entry != NONE || g->max_level || nlists : g->entry >= rows)
@@ -1061,7 +1070,7 @@ hnsw_open(const struct index_file *f, struct hnsw *g, struct vdb_err *e)
 	     (uintptr_t)g->upper_links) %
 	            4 !=
 	    0)
-		return vdb_err_set(e, VDB_EINPUT, "hnsw: index not aligned in memory");
+		return vdb_err_set(e, VDB_EINTERNAL, "hnsw: index not aligned in memory");
 	/* the upper levels' directory, which searches follow unchecked */
 	if (g->upper_off[0] != 0 || g->upper_off[nupper] != nlists)
 		return corrupt(e, "upper offsets do not span the upper links");
@@ -1137,6 +1146,8 @@ struct worker {
 	struct kernels kn;
 	struct hnsw_scratch *s;
 	struct cand *sel; /* a selection */
+	uint32_t *chosen; /* the node being inserted: its links, m per level */
+	uint32_t nchosen[MAX_LEVEL + 1];
 	struct cand *pr; /* pruning candidates */
 	uint32_t *tmp;
 	float *tmpd;
@@ -1197,20 +1208,34 @@ cand_cmp(const void *a, const void *b)
 	return cand_lt(y->d, y->id, x->d, x->id);
 }
 
-/* connect: x's links at level l are sel[0..ns); each of those links back
- * to x, pruning its list with the heuristic when it is full */
+/* set_links: x's links at level l are sel[0..ns), kept in w->chosen for
+ * link_back */
 static void
-connect(struct worker *w, uint32_t x, const struct cand *sel, uint32_t ns, int l)
+set_links(struct worker *w, uint32_t x, const struct cand *sel, uint32_t ns, int l)
 {
 	struct bld *b = w->b;
-	uint32_t cap, *lst = list_of(b, x, l, &cap), xv = l ? b->uidx[x] : x;
+	uint32_t cap, *lst = list_of(b, x, l, &cap), *keep = w->chosen + (size_t)l * b->m;
 
 	lk(b, x);
 	for (uint32_t j = 0; j < ns; j++)
 		lst[j] = l ? b->uidx[sel[j].id] : sel[j].id;
 	unlk(b, x);
-	for (uint32_t j = 0; j < ns; j++) {
-		uint32_t y = sel[j].id, nl = 0, *ly = list_of(b, y, l, &cap);
+	for (uint32_t j = 0; j < ns; j++)
+		keep[j] = sel[j].id;
+	w->nchosen[l] = ns;
+}
+
+/* link_back: each of x's links at level l links back to x, pruning its
+ * list with the heuristic when it is full */
+static void
+link_back(struct worker *w, uint32_t x, int l)
+{
+	struct bld *b = w->b;
+	uint32_t cap, xv = l ? b->uidx[x] : x;
+	const uint32_t *keep = w->chosen + (size_t)l * b->m;
+
+	for (uint32_t j = 0; j < w->nchosen[l]; j++) {
+		uint32_t y = keep[j], nl = 0, *ly = list_of(b, y, l, &cap);
 		struct dctx c = dctx_of(b, y);
 
 		lk(b, y);
@@ -1291,10 +1316,19 @@ insert(struct worker *w, uint32_t x)
 				w->sel[j].id = s->pool.id[j];
 			}
 			ns = heuristic(w, w->sel, n, b->m);
-			connect(w, x, w->sel, ns, l);
+			set_links(w, x, w->sel, ns, l);
 			ep = w->sel[0].id;
 			d = w->sel[0].d;
 		}
+		/* only now can others find x: with every list of x written, a
+		 * walk that reaches x on any level goes on from it (back-links
+		 * made level by level would let a walk reach x on a level whose
+		 * list was still empty, and the link it then gave x be lost
+		 * when x's list was written).  One thread builds the same
+		 * graph either way: a walk reads one level, a back-link writes
+		 * another node's list on its own level. */
+		for (int l = lx < maxl ? lx : maxl; l >= 0; l--)
+			link_back(w, x, l);
 	}
 	if (held) {
 		b->entry = x;
@@ -1327,6 +1361,7 @@ worker_free(struct worker *w)
 {
 	scratch_free(w->s);
 	free(w->sel);
+	free(w->chosen);
 	free(w->pr);
 	free(w->tmp);
 	free(w->tmpd);
@@ -1342,11 +1377,12 @@ worker_init(struct worker *w, struct bld *b)
 	w->kn = pick(b->metric, b->norms != NULL);
 	w->s = scratch_new(b->n, mx);
 	w->sel = malloc(b->efc * sizeof *w->sel);
+	w->chosen = malloc((size_t)(MAX_LEVEL + 1) * b->m * sizeof *w->chosen);
 	w->pr = malloc(mx * sizeof *w->pr);
 	w->tmp = malloc(mx * sizeof *w->tmp);
 	w->tmpd = malloc(mx * sizeof *w->tmpd);
-	if (w->s == NULL || scratch_cap(w->s, b->efc) != 0 || w->sel == NULL || w->pr == NULL ||
-	    w->tmp == NULL || w->tmpd == NULL) {
+	if (w->s == NULL || scratch_cap(w->s, b->efc) != 0 || w->sel == NULL || w->chosen == NULL ||
+	    w->pr == NULL || w->tmp == NULL || w->tmpd == NULL) {
 		worker_free(w);
 		return -1;
 	}

@@ -33,7 +33,8 @@ enum index_type {
  * against a segment's row count and dimension. */
 struct index_spec {
 	int type;
-	uint32_t m; /* HNSW: links per node above level 0 (level 0: 2m) */
+	uint32_t m; /* HNSW: links per node above level 0 (level 0: 2m rounded up
+	             * to whole cache lines, formats/index.md) */
 	uint32_t ef_construction; /* HNSW */
 	uint32_t nlist; /* IVF: lists (k-means centroids) */
 	uint32_t pq_m; /* IVF_PQ: sub-quantizers, dividing dim; 8 bits each */

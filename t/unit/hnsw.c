@@ -453,6 +453,67 @@ Test(hnsw, metrics_and_isas)
 	free(v);
 }
 
+/* unreachable: rows no level-0 walk from the entry can reach */
+static uint64_t
+unreachable(const struct hnsw *g)
+{
+	uint32_t *queue = malloc((g->rows ? g->rows : 1) * sizeof *queue);
+	uint8_t *seen = calloc(g->rows ? g->rows : 1, 1);
+	uint64_t head = 0, tail = 0;
+
+	cr_assert(queue && seen);
+	if (g->rows) {
+		queue[tail++] = g->entry;
+		seen[g->entry] = 1;
+	}
+	while (head < tail) {
+		const uint32_t *l = g->l0 + (size_t)queue[head++] * g->m0;
+		for (uint32_t j = 0; j < g->m0 && l[j] != UINT32_MAX; j++)
+			if (!seen[l[j]]) {
+				seen[l[j]] = 1;
+				queue[tail++] = l[j];
+			}
+	}
+	free(queue);
+	free(seen);
+	return g->rows - tail;
+}
+
+/* several threads: a row's lists are whole before any walk can reach it,
+ * so none is cut off (a walk that reached a row whose level-0 list was
+ * still empty linked the new row to it alone, and lost that link when
+ * the list was written).  Small, tight clusters in row order, as chunks
+ * of one document come, make the race likely. */
+Test(hnsw, two_threads_reach_every_row)
+{
+	const size_t n = 4000, d = 8;
+	float *v = malloc(n * d * sizeof *v), c[8];
+	uint64_t lost1, lost2 = 0;
+	struct idx x;
+
+	cr_assert_not_null(v);
+	/* clusters of 20 consecutive rows */
+	for (size_t i = 0; i < n; i++)
+		for (size_t t = 0; t < d; t++) {
+			if (i % 20 == 0)
+				c[t] = rnd_unit() * 20 - 10;
+			v[i * d + t] = c[t] + (rnd_unit() - 0.5f) * 0.1f;
+		}
+	idx_build(&x, v, n, (uint32_t)d, METRIC_L2, 8, 64, 1);
+	lost1 = unreachable(&x.g);
+	idx_free(&x);
+	for (int trial = 0; trial < 10; trial++) {
+		idx_build(&x, v, n, (uint32_t)d, METRIC_L2, 8, 64, 2);
+		lost2 += unreachable(&x.g);
+		idx_free(&x);
+	}
+	cr_log_info("unreachable rows: one thread %llu, two threads %llu over 10 builds",
+	            (unsigned long long)lost1, (unsigned long long)lost2);
+	cr_assert_leq(lost2, 10 * lost1 + 10, "one thread %llu, two threads %llu over 10 builds",
+	              (unsigned long long)lost1, (unsigned long long)lost2);
+	free(v);
+}
+
 /* one thread: the same sections, byte for byte, every time */
 Test(hnsw, deterministic)
 {
