@@ -96,6 +96,8 @@ ann_search(const struct ann *a, const float *vec, const float *q, uint32_t k,
            const struct ann_params *p, const uint8_t *allow, struct ann_scratch *s,
            struct ann_hit *out, uint32_t *nout, struct vdb_err *e)
 {
+	if ((s->type == IDX_HNSW) != (a->type == IDX_HNSW))
+		return vdb_err_set(e, VDB_EINTERNAL, "ann: scratch of another index type");
 	if (a->type == IDX_HNSW)
 		return hnsw_search(&a->h, vec, q, k, p->ef, allow, s->h, out, nout, e);
 	return ivf_search(&a->v, vec, q, k, p->nprobe, p->refine, allow, s->v, out, nout, e);

@@ -166,31 +166,35 @@ pad64(uint64_t x)
 	return (x + IDX_ALIGN - 1) & ~(uint64_t)(IDX_ALIGN - 1);
 }
 
-static void
+/* sha256 and sha256_padded: 0, or -1 when OpenSSL fails (no memory) */
+static int
 sha256(const void *p, size_t n, unsigned char out[32])
 {
-	EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL);
+	return EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL) == 1 ? 0 : -1;
 }
 
 /* sha256_padded: the SHA-256 of len bytes followed by zeros up to pad64 */
-static void
+static int
 sha256_padded(const void *p, uint64_t len, unsigned char out[32])
 {
 	static const unsigned char zero[IDX_ALIGN];
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok;
 
-	if (md == NULL) { /* cannot happen short of no memory: a wrong hash
-		           * fails verification, it never passes it */
-		memset(out, 0, 32);
-		return;
-	}
-	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-	if (len)
-		EVP_DigestUpdate(md, p, len);
-	if (pad64(len) > len)
-		EVP_DigestUpdate(md, zero, pad64(len) - len);
-	EVP_DigestFinal_ex(md, out, NULL);
+	if (md == NULL)
+		return -1;
+	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	     (len == 0 || EVP_DigestUpdate(md, p, len) == 1) &&
+	     (pad64(len) == len || EVP_DigestUpdate(md, zero, pad64(len) - len) == 1) &&
+	     EVP_DigestFinal_ex(md, out, NULL) == 1;
 	EVP_MD_CTX_free(md);
+	return ok ? 0 : -1;
+}
+
+static int
+hash_failed(struct vdb_err *e)
+{
+	return vdb_err_set(e, VDB_ETEMP, "SHA-256 failed (out of memory?)");
 }
 
 static void
@@ -228,7 +232,10 @@ index_write(struct store *st, const struct index_hdr *h, const struct index_sec 
 	hdr_encode(h, (uint32_t)nsec, hdr);
 	memcpy(foot, foot_magic, 8);
 	put_u32(foot + 8, (uint32_t)nsec);
-	sha256(hdr, IDX_HDR, foot + 16);
+	if (sha256(hdr, IDX_HDR, foot + 16) != 0) {
+		free(foot);
+		return hash_failed(e);
+	}
 	if ((rc = store_stage(st, &stage, e)) != VDB_OK) {
 		free(foot);
 		return rc;
@@ -241,7 +248,10 @@ index_write(struct store *st, const struct index_hdr *h, const struct index_sec 
 		put_u32(q, secs[i].id);
 		put_u64(q + 8, off);
 		put_u64(q + 16, len);
-		sha256_padded(secs[i].p, len, q + 32);
+		if (sha256_padded(secs[i].p, len, q + 32) != 0) {
+			rc = hash_failed(e);
+			goto fail;
+		}
 		if (len && (rc = file_pwrite_all(stage.fd, secs[i].p, len, (off_t)off, stage.path,
 		                                 e)) != VDB_OK)
 			goto fail;
@@ -250,7 +260,10 @@ index_write(struct store *st, const struct index_hdr *h, const struct index_sec 
 			goto fail;
 		off += len + pad;
 	}
-	sha256(foot, flen, fsha);
+	if (sha256(foot, flen, fsha) != 0) {
+		rc = hash_failed(e);
+		goto fail;
+	}
 	put_u64(trailer, off);
 	put_u64(trailer + 8, flen);
 	memcpy(trailer + 16, fsha, 32);
@@ -296,7 +309,8 @@ parse(struct index_file *f, struct vdb_err *e)
 		return corrupt(e, "trailer points outside the object");
 	f->footer = m + foff;
 	f->footer_len = flen;
-	sha256(f->footer, flen, sha);
+	if (sha256(f->footer, flen, sha) != 0)
+		return hash_failed(e);
 	if (memcmp(sha, t + 16, 32) != 0)
 		return corrupt(e, "footer checksum mismatch");
 	if (memcmp(f->footer, foot_magic, 8) != 0)
@@ -391,18 +405,21 @@ index_verify(const struct index_file *f, const char *key, struct vdb_err *e)
 	unsigned char sha[32];
 	char hex[65];
 
-	sha256(f->footer, f->footer_len, sha);
+	if (sha256(f->footer, f->footer_len, sha) != 0)
+		return hash_failed(e);
 	sha256_hex(sha, hex);
 	if (strcmp(hex, key) != 0)
 		return corrupt(e, "footer does not hash to the object key");
-	sha256(f->map, IDX_HDR, sha);
+	if (sha256(f->map, IDX_HDR, sha) != 0)
+		return hash_failed(e);
 	if (memcmp(sha, f->footer + 16, 32) != 0)
 		return corrupt(e, "header checksum mismatch");
 	for (uint32_t i = 0; i < f->nsec; i++) {
 		const struct index_section *s = &f->sec[i];
 		/* the padding is zero in a good object: hashing the whole
 		 * extent covers it */
-		sha256(f->map + s->off, pad64(s->len), sha);
+		if (sha256(f->map + s->off, pad64(s->len), sha) != 0)
+			return hash_failed(e);
 		if (memcmp(sha, s->sha, 32) != 0)
 			return vdb_err_set(e, VDB_ECORRUPT, "section %u checksum mismatch", s->id);
 	}

@@ -912,6 +912,10 @@ build_sq8(struct build *b, int threads, struct ivf_built *out, struct vdb_err *e
 		}
 		if (!(lo <= hi))
 			lo = hi = 0; /* no rows */
+		/* +0 for either zero: which one a thread met first depends on
+		 * the schedule, and the bytes must not */
+		lo += 0.0f;
+		hi += 0.0f;
 		mn[s] = lo;
 		/* in double: max - min cannot overflow there */
 		sc[s] = (float)(((double)hi - (double)lo) / 255.0);
