@@ -102,16 +102,26 @@ file_mkdir(const char *path, struct vdb_err *e)
 int
 file_lock(const char *path, int nonblock, int *fdout, struct vdb_err *e)
 {
+	return file_flock(path, LOCK_EX | (nonblock ? LOCK_NB : 0), fdout, NULL, e);
+}
+
+int
+file_flock(const char *path, int op, int *fdout, int *busy, struct vdb_err *e)
+{
 	int fd;
 
+	if (busy)
+		*busy = 0;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
 	if (fd < 0)
 		return vdb_err_errno(e, VDB_ETEMP, "%s: open lock", path);
-	while (flock(fd, LOCK_EX | (nonblock ? LOCK_NB : 0)) != 0) {
+	while (flock(fd, op) != 0) {
 		if (errno == EINTR)
 			continue;
 		if (errno == EWOULDBLOCK) {
 			close(fd);
+			if (busy)
+				*busy = 1;
 			return vdb_err_set(e, VDB_ETEMP, "%s: locked by another process", path);
 		}
 		vdb_err_errno(e, VDB_ETEMP, "%s: lock", path);

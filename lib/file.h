@@ -20,6 +20,9 @@ int file_mkdir(const char *path, struct vdb_err *e); /* EEXIST is fine */
 /* file_lock: flock(2) on path (created if missing); blocking unless
  * nonblock, then VDB_ETEMP "locked by another process". */
 int file_lock(const char *path, int nonblock, int *fdout, struct vdb_err *e);
+/* file_flock: the same with flock's op (LOCK_SH or LOCK_EX, | LOCK_NB);
+ * *busy (if not NULL) tells a held lock from other failures */
+int file_flock(const char *path, int op, int *fdout, int *busy, struct vdb_err *e);
 void file_unlock(int fd);
 /* file_map: path mapped read-only whole (*map, *size); one shorter than
  * min bytes is VDB_ECORRUPT "PATH: too short to be WHAT" */

@@ -968,7 +968,10 @@ has_key(struct meta *m, const char *sql, const char *key, int *has, struct vdb_e
 int
 meta_object_known(struct meta *m, const char *key, int *known, struct vdb_err *e)
 {
-	return has_key(m, "SELECT 1 FROM segments WHERE object = ? LIMIT 1", key, known, e);
+	return has_key(m,
+	               "SELECT 1 FROM segments WHERE object = ?1 UNION ALL "
+	               "SELECT 1 FROM indexes WHERE object = ?1 LIMIT 1",
+	               key, known, e);
 }
 
 int
@@ -1195,6 +1198,25 @@ meta_indexes(struct meta *m, int64_t cid, struct index_row **out, size_t *n, str
 	return VDB_OK;
 }
 
+/* take_objects: (*more)[0..*nmore) appended to (*to)[0..*nto); *more freed */
+static int
+take_objects(char (**to)[65], size_t *nto, char (**more)[65], size_t *nmore, struct vdb_err *e)
+{
+	void *nv;
+
+	if (*nmore && (nv = realloc(*to, (*nto + *nmore) * sizeof **to)) == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	if (*nmore) {
+		*to = nv;
+		memcpy(*to + *nto, *more, *nmore * sizeof **more);
+		*nto += *nmore;
+	}
+	free(*more);
+	*more = NULL;
+	*nmore = 0;
+	return VDB_OK;
+}
+
 int
 meta_compact_commit(struct meta *m, int64_t cid, const int64_t *old, size_t nold,
                     struct seg_info *segs, size_t n, const struct index_reg *idx, size_t nidx,
@@ -1207,7 +1229,6 @@ meta_compact_commit(struct meta *m, int64_t cid, const int64_t *old, size_t nold
 	if ((rc = exec(m, "BEGIN IMMEDIATE", e)) != VDB_OK)
 		return rc;
 	for (size_t i = 0; i < nold; i++) {
-		void *nv;
 		/* the objects of the old segment and its indexes, before the
 		 * rows go */
 		if ((rc = collect_objects(m,
@@ -1226,16 +1247,8 @@ meta_compact_commit(struct meta *m, int64_t cid, const int64_t *old, size_t nold
 			                 (long long)old[i]);
 			goto fail;
 		}
-		if (nmore && (nv = realloc(gone, (ngone + nmore) * sizeof *gone)) == NULL) {
-			rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
+		if ((rc = take_objects(&gone, &ngone, &more, &nmore, e)) != VDB_OK)
 			goto fail;
-		} else if (nmore) {
-			gone = nv;
-			memcpy(gone + ngone, more, nmore * sizeof *more);
-			ngone += nmore;
-		}
-		free(more);
-		more = NULL;
 	}
 	/* the new segments, as a seal registers them (within this
 	 * transaction: SQLite transactions do not nest, and meta_seal_commit
@@ -1245,7 +1258,16 @@ meta_compact_commit(struct meta *m, int64_t cid, const int64_t *old, size_t nold
 	for (size_t i = 0; i < nidx; i++)
 		if ((rc = index_insert(m, cid, &idx[i], now, e)) != VDB_OK)
 			goto fail;
-	/* index rows of segments no longer registered anywhere in cid */
+	/* index rows of segments no longer registered anywhere in cid (also
+	 * those of a partition dropped since the last build): their objects
+	 * go to the trash with the rest */
+	if ((rc = collect_objects(m,
+	                          "SELECT object FROM indexes WHERE collection_id = ?1 AND "
+	                          "segment_object NOT IN "
+	                          "(SELECT object FROM segments WHERE collection_id = ?1)",
+	                          cid, &more, &nmore, e)) != VDB_OK ||
+	    (rc = take_objects(&gone, &ngone, &more, &nmore, e)) != VDB_OK)
+		goto fail;
 	if ((rc = exec_i64(m,
 	                   "DELETE FROM indexes WHERE collection_id = ?1 AND segment_object "
 	                   "NOT IN (SELECT object FROM segments WHERE collection_id = ?1)",
@@ -1313,4 +1335,14 @@ int
 meta_trash_has(struct meta *m, const char *key, int *has, struct vdb_err *e)
 {
 	return has_key(m, "SELECT 1 FROM trash WHERE object = ?", key, has, e);
+}
+
+int
+meta_objects_named(struct meta *m, char (**out)[65], size_t *n, struct vdb_err *e)
+{
+	/* ?1 is bound and unused: collect_objects binds one parameter */
+	return collect_objects(m,
+	                       "SELECT object FROM segments WHERE ?1 = ?1 UNION SELECT object "
+	                       "FROM indexes UNION SELECT object FROM trash ORDER BY 1",
+	                       0, out, n, e);
 }

@@ -94,7 +94,7 @@ int meta_snapshot(struct meta *m, int64_t cid, struct seg_info **segs, size_t *n
 int meta_seal_commit(struct meta *m, int64_t cid, struct seg_info *segs, size_t n,
                      uint32_t sealed_seq, struct vdb_err *e);
 int meta_stream_sealed(struct meta *m, int64_t cid, uint32_t *sealed_seq, struct vdb_err *e);
-/* meta_object_known: is key registered by any segment? */
+/* meta_object_known: is key registered by any segment or index? */
 int meta_object_known(struct meta *m, const char *key, int *known, struct vdb_err *e);
 int meta_integrity(struct meta *m, char **report, struct vdb_err *e);
 
@@ -137,5 +137,8 @@ int meta_trash_put(struct meta *m, const char *key, int64_t now, struct vdb_err 
 int meta_trash_forget(struct meta *m, const char *key, struct vdb_err *e);
 /* meta_trash_has: is key waiting in the trash? */
 int meta_trash_has(struct meta *m, const char *key, int *has, struct vdb_err *e);
+/* meta_objects_named: every object a segments, indexes or trash row
+ * names, sorted by key (malloc'd) */
+int meta_objects_named(struct meta *m, char (**out)[65], size_t *n, struct vdb_err *e);
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,6 +129,26 @@ fail:
 	free(p);
 	root_close(r);
 	return rc;
+}
+
+int
+root_publish_lock(struct root *r, int exclusive, int *fd, int *busy, struct vdb_err *e)
+{
+	char *p = path_join(r->path, "publish.lock");
+	int rc;
+
+	*fd = -1;
+	if (p == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	rc = file_flock(p, exclusive ? LOCK_EX | LOCK_NB : LOCK_SH, fd, busy, e);
+	free(p);
+	return rc;
+}
+
+void
+root_publish_unlock(int fd)
+{
+	file_unlock(fd);
 }
 
 void

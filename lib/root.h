@@ -19,5 +19,13 @@ int root_path(const char *opt, const char **path, struct vdb_err *e);
 int root_init(const char *path, int *existed, struct vdb_err *e);
 int root_open(const char *path, struct root **out, struct vdb_err *e);
 void root_close(struct root *r);
+/* root_publish_lock: ROOT/publish.lock.  A writer that publishes objects
+ * before it registers them (a seal, a bulk import) holds it shared
+ * (blocking) from before its first publish to after its commit;
+ * vdb-index's sweep holds it exclusively (never waiting: *busy), so that an
+ * object no catalogue row names while it holds it was left by a writer
+ * that died.  root_publish_unlock(fd) drops it; fd -1 is fine. */
+int root_publish_lock(struct root *r, int exclusive, int *fd, int *busy, struct vdb_err *e);
+void root_publish_unlock(int fd);
 
 #endif

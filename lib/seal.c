@@ -138,7 +138,7 @@ seal_collection(struct root *r, const struct schema *sc, struct logstream *ls, u
 	uint32_t sealed, last = 0, *seqs = NULL;
 	size_t nseq = 0;
 	char *lockpath;
-	int lockfd = -1, rc;
+	int lockfd = -1, pubfd = -1, rc;
 
 	memset(res, 0, sizeof(*res));
 	batch_init(&sl.frame, sc);
@@ -158,6 +158,10 @@ seal_collection(struct root *r, const struct schema *sc, struct logstream *ls, u
 	last = ls->seq - 1;
 	log_unlock(ls);
 	if (rc != VDB_OK || last <= sealed)
+		goto out;
+	/* segments are published as they fill and registered together at
+	 * the end: until then vdb-index must not sweep them up */
+	if ((rc = root_publish_lock(r, 0, &pubfd, NULL, e)) != VDB_OK)
 		goto out;
 	if ((rc = log_list(ls->dir, LOG_KIND_INSERT, &seqs, &nseq, e)) != VDB_OK)
 		goto out;
@@ -221,6 +225,7 @@ out:
 	free(sl.p);
 	batch_free(&sl.frame);
 	free(seqs);
+	root_publish_unlock(pubfd);
 	file_unlock(lockfd);
 	return rc;
 }

@@ -110,6 +110,13 @@ store_delete(struct store *s, const char *key, struct vdb_err *e)
 }
 
 int
+store_sweep(struct store *s, int64_t before, size_t *n, struct vdb_err *e)
+{
+	*n = 0;
+	return s->ops->sweep(s, before, n, e);
+}
+
+int
 store_local_path(struct store *s, const char *key, char **path, struct vdb_err *e)
 {
 	CHECK_KEY(key);

@@ -32,6 +32,9 @@ struct store_ops {
 	int (*list)(struct store *s, int (*fn)(void *arg, const char *key), void *arg,
 	            struct vdb_err *e);
 	int (*del)(struct store *s, const char *key, struct vdb_err *e);
+	/* sweep: remove the stages last written before `before` (seconds
+	 * since the epoch), abandoned by writers that died; *n counts them */
+	int (*sweep)(struct store *s, int64_t before, size_t *n, struct vdb_err *e);
 	/* local_path: a file that holds the object, for mmap (a remote backend
 	 * fetches into ROOT/cache/) */
 	int (*local_path)(struct store *s, const char *key, char **path, struct vdb_err *e);
@@ -57,6 +60,7 @@ int store_size(struct store *s, const char *key, uint64_t *size, struct vdb_err 
 int store_list(struct store *s, int (*fn)(void *arg, const char *key), void *arg,
                struct vdb_err *e);
 int store_delete(struct store *s, const char *key, struct vdb_err *e);
+int store_sweep(struct store *s, int64_t before, size_t *n, struct vdb_err *e);
 int store_local_path(struct store *s, const char *key, char **path, struct vdb_err *e);
 void store_close(struct store *s);
 

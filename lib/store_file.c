@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +40,10 @@ f_stage(struct store *bs, struct store_stage *st, struct vdb_err *e)
 		st->path = NULL;
 		return rc;
 	}
+	/* held until the stage is published or dropped: f_sweep leaves a
+	 * locked stage alone however long its writer waits for input (a file
+	 * system without flock still has f_sweep's age test) */
+	(void)flock(st->fd, LOCK_EX);
 	return VDB_OK;
 }
 
@@ -187,6 +192,47 @@ f_del(struct store *bs, const char *key, struct vdb_err *e)
 	return VDB_OK;
 }
 
+/* a stage nobody holds (f_stage's lock) and nobody wrote to since
+ * `before` has lost its writer; one created after `before` is left alone
+ * even in the moment before its writer takes the lock */
+static int
+f_sweep(struct store *bs, int64_t before, size_t *n, struct vdb_err *e)
+{
+	struct store_file *s = (struct store_file *)bs;
+	char *tmp = path_join(s->dir, "tmp");
+	struct dirent *d;
+	DIR *dp;
+	int rc = VDB_OK;
+
+	if (tmp == NULL)
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	if ((dp = opendir(tmp)) == NULL) {
+		rc = errno == ENOENT ? VDB_OK : vdb_err_errno(e, VDB_ETEMP, "%s: opendir", tmp);
+		free(tmp);
+		return rc;
+	}
+	while (rc == VDB_OK && (d = readdir(dp)) != NULL) {
+		struct stat st;
+		int fd;
+		if (strncmp(d->d_name, "stage-", 6) != 0)
+			continue;
+		fd = openat(dirfd(dp), d->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		if (fd < 0)
+			continue; /* published or dropped meanwhile, or not a file of ours */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+		    S_ISREG(st.st_mode) && (int64_t)st.st_mtime < before) {
+			if (unlinkat(dirfd(dp), d->d_name, 0) == 0)
+				(*n)++;
+			else if (errno != ENOENT)
+				rc = vdb_err_errno(e, VDB_ETEMP, "%s/%s: unlink", tmp, d->d_name);
+		}
+		close(fd);
+	}
+	closedir(dp);
+	free(tmp);
+	return rc;
+}
+
 static int
 f_local_path(struct store *bs, const char *key, char **path, struct vdb_err *e)
 {
@@ -210,6 +256,7 @@ static const struct store_ops file_ops = {
         .size = f_size,
         .list = f_list,
         .del = f_del,
+        .sweep = f_sweep,
         .local_path = f_local_path,
         .close = f_close,
 };

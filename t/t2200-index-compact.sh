@@ -51,6 +51,63 @@ test_expect "a delete after compaction still hides its row" \
 	"id=\$(vdb-query --exact -k 1 --format fvecs c '$TMP/q.fvecs' | head -1 | sed 's/.*\"id\":\([0-9]*\).*/\1/') &&
 	 echo \$id | vdb-ingest --delete c >/dev/null &&
 	 ! vdb-query -k 50 --format fvecs c '$TMP/q.fvecs' | grep -q \"\\\"id\\\":\$id,\""
+# what killed writers leave: an object no row names, stages nobody holds
+lo=$(printf leftover | sha256sum | cut -c1-64)
+mkdir -p "$TMP/r/objects/$(echo "$lo" | cut -c1-2)"
+echo junk >"$TMP/r/objects/$(echo "$lo" | cut -c1-2)/$lo"
+tmpd=$TMP/r/objects/tmp
+echo a >"$tmpd/stage-old" && echo b >"$tmpd/stage-held" && echo c >"$tmpd/stage-new"
+touch -d '2 hours ago' "$tmpd/stage-old" "$tmpd/stage-held"
+# the holder's pid is the process that holds the lock (exec, no fork)
+sh -c 'exec 9<"$1" && flock 9 && exec sleep 60' sh "$tmpd/stage-held" &
+holder=$!
+i=0
+while flock -n "$tmpd/stage-held" true && [ $i -lt 100 ]; do # till the holder holds it
+	sleep 0.05
+	i=$((i + 1))
+done
+test_expect "verify notes the unregistered object" \
+	"vdb-admin verify 2>'$TMP/ve' >/dev/null && grep -q \"object $lo is not registered\" '$TMP/ve'"
+test_expect "a run puts it in the trash and removes the stage nobody holds" \
+	"vdb-index --grace 60 c 2>'$TMP/e' &&
+	 grep -q \"^vdb-index: object $lo was never registered: to the trash\$\" '$TMP/e' &&
+	 grep -q '^vdb-index: 1 abandoned stages removed\$' '$TMP/e' &&
+	 [ ! -e '$tmpd/stage-old' ] && [ -e '$tmpd/stage-held' ] && [ -e '$tmpd/stage-new' ] &&
+	 [ \"\$(sqlite3 '$TMP/r/meta.db' \"SELECT count(*) FROM trash WHERE object = '$lo'\")\" = 1 ] &&
+	 vdb-admin verify 2>'$TMP/ve' >/dev/null && ! grep -q 'is not registered' '$TMP/ve'"
+test_expect "after the grace period it is deleted, the registered objects stay" \
+	"vdb-index --grace 0 c 2>'$TMP/e' && grep -q ' 1 objects deleted' '$TMP/e' &&
+	 ! grep -q 'never registered' '$TMP/e' &&
+	 [ ! -e '$TMP/r/objects/$(echo "$lo" | cut -c1-2)/$lo' ] && vdb-admin verify >/dev/null 2>&1"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+rm -f "$tmpd/stage-held" "$tmpd/stage-new"
+seg=$(vdb-meta segments c | head -1 | cut -f5)
+test_expect "a registered object in the trash leaves it and is not deleted" \
+	"sqlite3 '$TMP/r/meta.db' \"INSERT INTO trash (object, since) VALUES ('$seg', 0)\" &&
+	 vdb-index --grace 0 c 2>/dev/null &&
+	 [ \"\$(sqlite3 '$TMP/r/meta.db' 'SELECT count(*) FROM trash')\" = 0 ] &&
+	 [ -e '$TMP/r/objects/$(echo "$seg" | cut -c1-2)/$seg' ] && vdb-admin verify >/dev/null 2>&1"
+# a writer between publishing and registering holds publish.lock shared:
+# nothing is deleted meanwhile
+: >>"$TMP/r/publish.lock"
+sh -c 'exec 9<"$1" && flock -s 9 && exec sleep 60' sh "$TMP/r/publish.lock" &
+holder=$!
+i=0
+while flock -n "$TMP/r/publish.lock" true && [ $i -lt 100 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+fake=$(printf fake | sha256sum | cut -c1-64)
+sqlite3 "$TMP/r/meta.db" "INSERT INTO trash (object, since) VALUES ('$fake', 0)"
+test_expect "while a writer publishes, the trash waits" \
+	"vdb-index --grace 0 c 2>/dev/null &&
+	 [ \"\$(sqlite3 '$TMP/r/meta.db' 'SELECT count(*) FROM trash')\" = 1 ]"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+test_expect "and the next run empties it" \
+	"vdb-index --grace 0 c 2>/dev/null &&
+	 [ \"\$(sqlite3 '$TMP/r/meta.db' 'SELECT count(*) FROM trash')\" = 0 ]"
 # a large segment with few deletes is left alone; small segments past
 # the target size start a new group, and a group of one is left alone
 test_expect "--segment-bytes bounds a merged segment" \

@@ -90,6 +90,13 @@ verify_segment(struct verify *v, const struct seg_info *si, const struct schema 
 		        "object %s (segment %" PRId64 " of %s): header does not match the "
 		        "collection",
 		        si->object, si->id, sc->name);
+	/* searches trust the catalogue's max_ts to skip reading timestamps
+	 * (a segment wholly older than a snapshot) */
+	else if (s.min_ts != si->min_ts || s.max_ts != si->max_ts)
+		problem(v,
+		        "object %s (segment %" PRId64 " of %s): timestamps %" PRIu64 "..%" PRIu64
+		        "; meta.db says %" PRIu64 "..%" PRIu64,
+		        si->object, si->id, sc->name, s.min_ts, s.max_ts, si->min_ts, si->max_ts);
 	else if (colcache_check(v->r->path, si->object, &s, sc, &e) != VDB_OK)
 		problem(v, "object %s (segment %" PRId64 " of %s): %s", si->object, si->id,
 		        sc->name, e.msg);
@@ -251,7 +258,9 @@ on_object(void *arg, const char *key)
 	/* waiting out its grace period: vdb-index deletes it */
 	if (meta_trash_has(v->r->meta, key, &trashed, &e) == VDB_OK && trashed)
 		return 0;
-	note(v, "object %s is not registered (left by an interrupted seal, index build or drop)",
+	note(v,
+	     "object %s is not registered (left by an interrupted seal, index build or drop; "
+	     "vdb-index sweeps it up)",
 	     key);
 	return 0;
 }

@@ -198,21 +198,24 @@ bulk_finish(struct ingest *g, struct vdb_err *e)
 	struct seg_info info;
 	struct seg_writer *w = g->w;
 	uint64_t ts;
-	int rc;
+	int pubfd, rc;
 
 	if (w == NULL)
 		return VDB_OK;
 	g->w = NULL;
 	if ((rc = assign_auto_ids(g, &g->scal, e)) != VDB_OK ||
-	    (rc = meta_ts_alloc(g->root->meta, &ts, e)) != VDB_OK) {
+	    (rc = meta_ts_alloc(g->root->meta, &ts, e)) != VDB_OK ||
+	    (rc = root_publish_lock(g->root, 0, &pubfd, NULL, e)) != VDB_OK) {
 		seg_writer_abort(w);
 		return rc;
 	}
 	for (size_t i = 0; i < g->scal.n; i++)
 		g->scal.ts[i] = ts;
-	if ((rc = seg_writer_finish(w, &g->scal, &info, e)) != VDB_OK)
-		return rc;
-	if ((rc = meta_seal_commit(g->root->meta, g->sc.id, &info, 1, 0, e)) != VDB_OK)
+	/* published, then registered: vdb-index's sweep waits for both */
+	if ((rc = seg_writer_finish(w, &g->scal, &info, e)) == VDB_OK)
+		rc = meta_seal_commit(g->root->meta, g->sc.id, &info, 1, 0, e);
+	root_publish_unlock(pubfd);
+	if (rc != VDB_OK)
 		return rc;
 	rc = ack(g, g->scal.n, &g->scal, ts, info.object, e);
 	batch_clear(&g->scal);
