@@ -133,8 +133,12 @@ cache_write(const char *root, const char *key, const struct segment *s, const st
 	/* as readable as the objects it comes from */
 	if (rc == VDB_OK && fchmod(fd, 0444) != 0)
 		rc = vdb_err_errno(e, VDB_ETEMP, "%s: chmod", tmp);
-	/* no fsync: a cache lost to a crash is decoded again, and one that
-	 * came back wrong does not match the segment's shape or verify */
+	/* durable before it is named: after a crash a file system may keep
+	 * the rename and lose unsynced pages, and zeroed ids or timestamps
+	 * would still fit the segment's shape.  Once written the cache is
+	 * trusted as a checked segment is (vdb-admin verify re-checks it). */
+	if (rc == VDB_OK)
+		rc = file_sync(fd, tmp, e);
 	if (rc == VDB_OK && rename(tmp, path) != 0)
 		rc = vdb_err_errno(e, VDB_ETEMP, "%s: rename", path);
 out:

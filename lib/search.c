@@ -237,6 +237,24 @@ out:
 	return VDB_OK;
 }
 
+/* gone: an object the snapshot names is missing.  If the catalogue no
+ * longer names it either, vdb-index deleted it after its grace period
+ * while this search still read an older catalogue: a retry reads the
+ * new one (111).  Otherwise it is lost (100; vdb-admin verify says so). */
+static int
+gone(struct root *r, const char *key, int rc, struct vdb_err *e)
+{
+	struct vdb_err ke;
+	int known = 1;
+
+	if (rc == VDB_ENOENT && meta_object_known(r->meta, key, &known, &ke) == VDB_OK && !known)
+		return vdb_err_set(e, VDB_ETEMP,
+		                   "object %s was deleted after its grace period under this search "
+		                   "(a retry reads the catalogue again)",
+		                   key);
+	return rc;
+}
+
 static int
 cache_get(struct seg_cache *cache, struct root *r, const struct schema *sc, const char *key,
           const char *ikey, int vectors, int indexes, struct cache_ent **out, struct vdb_err *e)
@@ -257,7 +275,7 @@ cache_get(struct seg_cache *cache, struct root *r, const struct schema *sc, cons
 			cache->cap = nc;
 		}
 		if ((rc = ent_open(r, sc, key, &c, e)) != VDB_OK)
-			return rc;
+			return gone(r, key, rc, e);
 		cache->v[cache->n++] = c;
 	}
 	if (vectors && !c->vec_ok) {
@@ -269,7 +287,10 @@ cache_get(struct seg_cache *cache, struct root *r, const struct schema *sc, cons
 	}
 	/* an index rebuilt since (another spec) replaces the one open */
 	if (indexes && ikey[0] && (!c->has_ann || strcmp(c->ikey, ikey) != 0) &&
-	    (rc = ent_open_ann(r, c, ikey, e)) != VDB_OK) {
+	    (rc = ent_open_ann(r, c, ikey, e)) != VDB_OK &&
+	    /* an index retired and deleted under us: the segment is
+	     * searched exactly, which is correct, only slower */
+	    gone(r, ikey, rc, e) != VDB_ETEMP) {
 		vdb_err_prefix(e, "object %s: ", key);
 		return rc;
 	}

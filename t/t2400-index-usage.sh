@@ -88,10 +88,18 @@ sf=$TMP/r/objects/$(echo "$seg" | cut -c1-2)/$seg
 chmod u+w "$sf"
 printf '\377' | dd of="$sf" bs=1 seek=100 conv=notrunc 2>/dev/null
 vdb-meta index c ivf_flat
-expect_fail "a damaged segment: no index, exit 100" 100 "^vdb-index: fatal: segment $seg: block '_vector' at offset 64: checksum mismatch$" \
+expect_fail "a damaged segment: no index, exit 100" 100 "^vdb-index: error: segment $seg: block '_vector' at offset 64: checksum mismatch$" \
 	vdb-index c
 test_expect "nothing was registered for it" \
 	"[ \"\$(sqlite3 '$TMP/r/meta.db' \"SELECT count(*) FROM indexes WHERE type = 'ivf_flat'\")\" = 0 ]"
+vdb-meta create after --dim 8 && vdb-gen -f fvecs -n 500 -d 8 | vdb-ingest --bulk --format fvecs after >/dev/null &&
+	vdb-meta index after hnsw || exit 1
+test_expect "--all goes on past it: the next collection is indexed, the trash emptied, exit 100" \
+	"sqlite3 '$TMP/r/meta.db' \"INSERT INTO trash (object, since) VALUES ('$(printf t | sha256sum | cut -c1-64)', 0)\" &&
+	 vdb-index --grace 0 --all 2>'$TMP/e'; [ \$? = 100 ] &&
+	 grep -q '^vdb-index: error: segment $seg: ' '$TMP/e' &&
+	 grep -q '^vdb-index: 1 indexes built, ' '$TMP/e' &&
+	 [ \"\$(sqlite3 '$TMP/r/meta.db' 'SELECT count(*) FROM trash')\" = 0 ]"
 
 # vdb-query's knobs
 test_expect "--exact with --ef is a usage error" \
@@ -101,4 +109,7 @@ expect_fail "--nprobe too large" 100 "^vdb-query: fatal: --nprobe: bad number '7
 test_expect "serve: a bad knob is an error answer" \
 	"echo '{\"op\":\"search\",\"collection\":\"c\",\"vector\":[1,2,3,4,5,6,7,8],\"k\":1,\"ef\":0}' | vdb-query serve |
 	 grep -q '\"ef\\\\\" must be an integer 1..65536'"
+test_expect "serve: exact with a knob is an error answer" \
+	"echo '{\"op\":\"search\",\"collection\":\"c\",\"vector\":[1,2,3,4,5,6,7,8],\"k\":1,\"exact\":true,\"ef\":8}' | vdb-query serve |
+	 grep -q 'cannot go with'"
 test_done

@@ -152,6 +152,60 @@ out:
 	return rc;
 }
 
+/* segment_failed: a segment that cannot be indexed — damaged, or dropped
+ * under us — does not hold back the others or the trash: said, counted in
+ * x->failed, and passed over; other failures (I/O, memory) stop the run */
+static int
+segment_failed(struct vindex *x, const struct seg_info *si, int rc, struct vdb_err *e)
+{
+	struct vdb_err ke;
+	int known = 1;
+
+	if (rc != VDB_ECORRUPT && rc != VDB_ENOENT && rc != VDB_ETEMP)
+		return rc;
+	if (meta_object_known(x->r->meta, si->object, &known, &ke) == VDB_OK && !known)
+		return VDB_OK; /* dropped meanwhile: nothing to index */
+	if (rc == VDB_ETEMP)
+		return rc;
+	fprintf(stderr, "vdb-index: error: %s\n", e->msg);
+	if (x->failed == VDB_OK)
+		x->failed = rc;
+	return VDB_OK;
+}
+
+static int
+seg_object_cmp(const void *a, const void *b)
+{
+	const struct seg_info *const *x = a, *const *y = b;
+
+	return strcmp((*x)->object, (*y)->object);
+}
+
+/* twice_marks: 1 for each segment whose object an earlier one of the
+ * sorted order has (a segment registered twice needs one index); by
+ * sorting, as a collection may hold tens of thousands of segments */
+static int
+twice_marks(const struct seg_info *segs, size_t n, unsigned char **out, struct vdb_err *e)
+{
+	const struct seg_info **p = malloc((n ? n : 1) * sizeof *p);
+	unsigned char *twice = calloc(n ? n : 1, 1);
+
+	if (p == NULL || twice == NULL) {
+		free(p);
+		free(twice);
+		return vdb_err_set(e, VDB_ETEMP, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		p[i] = &segs[i];
+	qsort(p, n, sizeof *p, seg_object_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(p[i]->object, p[i - 1]->object) == 0)
+			twice[p[i] - segs] = 1;
+	free(p);
+	*out = twice;
+	return VDB_OK;
+}
+
 int
 vindex_build(struct vindex *x, const struct schema *sc, struct vdb_err *e)
 {
@@ -163,32 +217,41 @@ vindex_build(struct vindex *x, const struct schema *sc, struct vdb_err *e)
 	if ((rc = meta_index_spec_get(x->r->meta, sc->id, &spec, e)) != VDB_OK)
 		return rc;
 	if (spec.type != IDX_FLAT) {
+		unsigned char *twice = NULL;
 		if ((rc = meta_segments(x->r->meta, sc->id, &segs, &n, e)) != VDB_OK)
 			return rc;
+		if ((rc = twice_marks(segs, n, &twice, e)) != VDB_OK) {
+			free(segs);
+			return rc;
+		}
 		for (size_t i = 0; i < n; i++)
-			todo += !segs[i].index_current && segs[i].rows > 0;
+			todo += !segs[i].index_current && segs[i].rows > 0 && !twice[i];
 		for (size_t i = 0; i < n && rc == VDB_OK; i++) {
 			struct index_reg reg;
-			/* a segment registered twice (the same object) needs
-			 * one index */
-			int seen = 0;
-			for (size_t j = 0; j < i; j++)
-				seen |= strcmp(segs[j].object, segs[i].object) == 0;
-			if (segs[i].index_current || segs[i].rows == 0 || seen)
+			if (segs[i].index_current || segs[i].rows == 0 || twice[i])
 				continue;
 			vindex_progress(x, 0, "%s: segment %zu of %zu", sc->name, done + 1, todo);
-			if ((rc = vindex_build_segment(x, sc, &segs[i], &spec, &reg, e)) != VDB_OK)
-				break;
-			rc = meta_index_register(x->r->meta, sc->id, &reg, e);
-			if (rc == VDB_EEXIST) {
-				/* indexed meanwhile, or the collection dropped:
-				 * the object is not needed */
-				rc = meta_trash_put(x->r->meta, reg.object, (int64_t)time(NULL), e);
-			} else if (rc == VDB_OK) {
-				x->built++;
-			}
 			done++;
+			if ((rc = vindex_build_segment(x, sc, &segs[i], &spec, &reg, e)) !=
+			    VDB_OK) {
+				rc = segment_failed(x, &segs[i], rc, e);
+				continue;
+			}
+			if ((rc = meta_index_register(x->r->meta, sc->id, &reg, e)) == VDB_OK) {
+				x->built++;
+				continue;
+			}
+			/* indexed meanwhile (EEXIST), or dropped under us, or
+			 * the catalogue failed: the object is not needed, and
+			 * the trash takes it (best effort: else the sweep) */
+			struct vdb_err te;
+			meta_trash_put(x->r->meta, reg.object, (int64_t)time(NULL), &te);
+			if (rc == VDB_EEXIST)
+				rc = VDB_OK;
+			else
+				rc = segment_failed(x, &segs[i], rc, e);
 		}
+		free(twice);
 		free(segs);
 		if (todo)
 			vindex_progress(x, 1, "%s: %zu of %zu segments indexed", sc->name, done,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "file.h"
@@ -87,7 +88,7 @@ main(int argc, char **argv)
 	struct index_spec spec;
 	const char *rootopt = NULL;
 	char *lockpath = NULL;
-	int ch, all = 0, compact = 0, wait = 0, set_spec = 0, nparams = 0, lockfd = -1;
+	int ch, all = 0, compact = 0, wait = 0, set_spec = 0, nparams = 0, lockfd = -1, busy;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	params = calloc((size_t)argc, sizeof *params);
 	if (params == NULL) {
@@ -162,9 +163,11 @@ main(int argc, char **argv)
 		vdb_err_set(&e, VDB_ETEMP, "out of memory");
 		fatal(VDB_ETEMP);
 	}
-	if (file_lock(lockpath, !wait, &lockfd, &e) != VDB_OK) {
-		vdb_err_set(&e, VDB_ETEMP, "%s: another vdb-index is running (--wait waits for it)",
-		            lockpath);
+	if (file_flock(lockpath, LOCK_EX | (wait ? 0 : LOCK_NB), &lockfd, &busy, &e) != VDB_OK) {
+		if (busy)
+			vdb_err_set(&e, VDB_ETEMP,
+			            "%s: another vdb-index is running (--wait waits for it)",
+			            lockpath);
 		fatal(VDB_ETEMP);
 	}
 	if (all) {
@@ -197,5 +200,5 @@ main(int argc, char **argv)
 	free(lockpath);
 	free(params);
 	root_close(x.r);
-	return 0;
+	return x.failed ? vdb_exit_code(x.failed) : 0;
 }

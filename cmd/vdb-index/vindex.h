@@ -18,6 +18,7 @@ struct vindex {
 	int progress; /* stderr is a terminal */
 	/* counts for the summary line */
 	uint64_t built, retired, compacted, merged_into, deleted;
+	int failed; /* the first segment that could not be indexed: its code */
 	double t_progress;
 };
 

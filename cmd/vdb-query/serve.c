@@ -428,6 +428,12 @@ handle(struct server *s, json_t *req, struct vdb_err *e)
 	    (rc = get_knob(req, "nprobe", IVF_MAX_NLIST, &o.ann.nprobe, e)) != VDB_OK ||
 	    (rc = get_knob(req, "refine", QUERY_MAX_REFINE, &o.ann.refine, e)) != VDB_OK)
 		return rc;
+	/* as on the command line: the knobs of an index search mean nothing
+	 * to an exact one, and a caller who gives both has a mistake */
+	if (o.exact && (o.ann.ef || o.ann.nprobe || o.ann.refine))
+		return vdb_err_set(
+		        e, VDB_EINPUT,
+		        "\"exact\": true cannot go with \"ef\", \"nprobe\" or \"refine\"");
 	if ((v = json_object_get(req, "radius"))) {
 		double d = json_number_value(v);
 		if (!json_is_number(v) || !(fabs(d) <= 3.4028234663852886e38))
