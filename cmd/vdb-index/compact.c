@@ -125,6 +125,7 @@ swap(struct vindex *x, const struct schema *sc, const struct index_spec *spec, s
 {
 	struct seg_info ns;
 	struct index_reg reg;
+	struct vdb_err te;
 	int64_t *old = malloc(n * sizeof *old);
 	uint64_t live = 0;
 	size_t nnew = 0, nidx = 0;
@@ -145,24 +146,24 @@ swap(struct vindex *x, const struct schema *sc, const struct index_spec *spec, s
 		nnew = 1;
 		if (spec->type != IDX_FLAT) {
 			if ((rc = vindex_build_segment(x, sc, &ns, spec, &reg, e)) != VDB_OK)
-				goto out;
+				goto unneeded;
 			nidx = 1;
 		}
 	}
 	if ((rc = meta_compact_commit(x->r->meta, sc->id, old, n, &ns, nnew, &reg, nidx,
-	                              (int64_t)time(NULL), e)) != VDB_OK) {
-		/* what was written for the swap is not needed; the trash
-		 * takes it (best effort: otherwise verify notes it) */
-		struct vdb_err te;
-		if (nnew)
-			meta_trash_put(x->r->meta, ns.object, (int64_t)time(NULL), &te);
-		if (nidx)
-			meta_trash_put(x->r->meta, reg.object, (int64_t)time(NULL), &te);
-		goto out;
-	}
+	                              (int64_t)time(NULL), e)) != VDB_OK)
+		goto unneeded;
 	x->compacted += n;
 	x->merged_into += nnew;
 	x->built += nidx;
+	goto out;
+unneeded:
+	/* what was written for the swap is not needed; the trash takes it
+	 * (best effort: otherwise the sweep of a later run) */
+	if (nnew)
+		meta_trash_put(x->r->meta, ns.object, (int64_t)time(NULL), &te);
+	if (nidx)
+		meta_trash_put(x->r->meta, reg.object, (int64_t)time(NULL), &te);
 out:
 	free(old);
 	return rc;
