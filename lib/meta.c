@@ -1202,11 +1202,10 @@ meta_indexes(struct meta *m, int64_t cid, struct index_row **out, size_t *n, str
 static int
 take_objects(char (**to)[65], size_t *nto, char (**more)[65], size_t *nmore, struct vdb_err *e)
 {
-	void *nv;
-
-	if (*nmore && (nv = realloc(*to, (*nto + *nmore) * sizeof **to)) == NULL)
-		return vdb_err_set(e, VDB_ETEMP, "out of memory");
 	if (*nmore) {
+		void *nv = realloc(*to, (*nto + *nmore) * sizeof **to);
+		if (nv == NULL)
+			return vdb_err_set(e, VDB_ETEMP, "out of memory");
 		*to = nv;
 		memcpy(*to + *nto, *more, *nmore * sizeof **more);
 		*nto += *nmore;
