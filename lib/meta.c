@@ -1339,7 +1339,8 @@ meta_trash_has(struct meta *m, const char *key, int *has, struct vdb_err *e)
 int
 meta_objects_named(struct meta *m, char (**out)[65], size_t *n, struct vdb_err *e)
 {
-	/* ?1 is bound and unused: collect_objects binds one parameter */
+	/* "?1 = ?1": the one parameter collect_objects binds, named so the
+	 * bind is not out of range */
 	return collect_objects(m,
 	                       "SELECT object FROM segments WHERE ?1 = ?1 UNION SELECT object "
 	                       "FROM indexes UNION SELECT object FROM trash ORDER BY 1",
