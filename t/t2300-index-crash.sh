@@ -76,4 +76,9 @@ test_expect "kill -9 during --compact, $N times: reruns finish, verify passes, n
 test_expect "no query failed or returned a deleted row ($kills kills)" "[ ! -s '$TMP/bad' ] || { head -5 '$TMP/bad'; false; }"
 test_expect "every segment ends up indexed" \
 	"[ \"\$(sqlite3 '$TMP/r/meta.db' 'SELECT count(*) FROM segments s WHERE NOT EXISTS (SELECT 1 FROM indexes i WHERE i.segment_object = s.object)')\" = 0 ]"
+test_expect "after the grace period nothing the kills left remains" \
+	"vdb-index --grace 0 --all 2>/dev/null && vdb-admin verify >/dev/null 2>'$TMP/ve' &&
+	 ! grep -q 'not registered\\|never published' '$TMP/ve' &&
+	 [ -z \"\$(ls '$TMP/r/objects/tmp')\" ] &&
+	 [ \"\$(sqlite3 '$TMP/r/meta.db' 'SELECT count(*) FROM trash')\" = 0 ]"
 test_done
