@@ -148,12 +148,9 @@ index_spec_format(const struct index_spec *s, char *buf, size_t len)
 
 	if (n < 0 || (size_t)n >= len)
 		return;
-	/* a default given explicitly is the default: the text decides
-	 * whether an index is current, and "-p M=16" must not rebuild every
-	 * index built as plain "hnsw" */
-	if (s->m && s->m != HNSW_DEFAULT_M)
+	if (s->m)
 		n += snprintf(buf + n, len - n, " M=%u", s->m);
-	if ((size_t)n < len && s->ef_construction && s->ef_construction != HNSW_DEFAULT_EFC)
+	if ((size_t)n < len && s->ef_construction)
 		n += snprintf(buf + n, len - n, " efConstruction=%u", s->ef_construction);
 	if ((size_t)n < len && s->nlist)
 		n += snprintf(buf + n, len - n, " nlist=%u", s->nlist);

@@ -56,8 +56,7 @@ int index_spec_set(struct index_spec *s, const char *name, const char *value, st
 int index_spec_set_kv(struct index_spec *s, const char *kv, struct vdb_err *e);
 /* index_spec_check: the parameters fit the type and the dimension */
 int index_spec_check(const struct index_spec *s, uint32_t dim, struct vdb_err *e);
-/* index_spec_format: canonical text, e.g. "hnsw M=32 efConstruction=400"
- * (M=16 and efConstruction=200, the defaults, are left out);
+/* index_spec_format: canonical text, e.g. "hnsw M=16 efConstruction=200";
  * the same spec always gives the same text (it is what meta.db keys
  * built indexes by) */
 void index_spec_format(const struct index_spec *s, char *buf, size_t len);

@@ -100,10 +100,6 @@ test_expect "--all goes on past it: the next collection is indexed, the trash em
 	 grep -q '^vdb-index: error: segment $seg: ' '$TMP/e' &&
 	 grep -q '^vdb-index: 1 indexes built, ' '$TMP/e' &&
 	 [ \"\$(sqlite3 '$TMP/r/meta.db' 'SELECT count(*) FROM trash')\" = 0 ]"
-test_expect "the defaults given explicitly are the same spec: nothing is rebuilt" \
-	"vdb-index --type hnsw -p M=16 -p efConstruction=200 after 2>'$TMP/e' &&
-	 ! grep -q '^vdb-index: [1-9]' '$TMP/e' &&
-	 [ \"\$(sqlite3 '$TMP/r/meta.db' \"SELECT spec FROM collection_index ci JOIN collections c ON c.id = ci.collection_id WHERE c.name = 'after'\")\" = hnsw ]"
 
 # vdb-query's knobs
 test_expect "--exact with --ef is a usage error" \
