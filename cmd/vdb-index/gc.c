@@ -146,24 +146,40 @@ empty_trash(struct vindex *x, int64_t now, struct vdb_err *e)
 	return rc;
 }
 
+/* GC_WAIT_MS: how long gc waits for writers between publish and commit
+ * (seals and bulk finishes are short, but come one after another) */
+#define GC_WAIT_MS 10000
+
 int
 vindex_gc(struct vindex *x, struct vdb_err *e)
 {
 	int64_t now = (int64_t)time(NULL);
-	int fd, busy, rc;
+	int fd, busy = 1, rc = VDB_OK, rc2;
 
-	if ((rc = root_publish_lock(x->r, 1, &fd, &busy, e)) != VDB_OK) {
-		if (!busy)
+	/* polled, not blocking: a blocked request could wait forever behind
+	 * writers that take turns holding it shared, and a run must end */
+	for (int waited = 0; busy && waited <= GC_WAIT_MS; waited += 50) {
+		if ((rc = root_publish_lock(x->r, 1, &fd, &busy, e)) != VDB_OK && !busy)
 			return rc;
-		/* a seal or a bulk import is publishing; their runs are
-		 * short, and the next run empties the trash */
-		if (x->progress)
-			fprintf(stderr, "vdb-index: a writer is publishing objects: the trash "
-			                "waits for the next run\n");
+		if (busy)
+			usleep(50 * 1000);
+	}
+	if (busy) {
+		fprintf(stderr,
+		        "vdb-index: writers held ROOT/publish.lock for %d s: the trash "
+		        "waits for the next run\n",
+		        GC_WAIT_MS / 1000);
 		return VDB_OK;
 	}
-	if ((rc = sweep(x, now, e)) == VDB_OK)
-		rc = empty_trash(x, now, e);
+	/* the sweep's failure (the catalogue busy, say) does not keep the
+	 * trash from being emptied */
+	rc = sweep(x, now, e);
+	if (rc == VDB_OK || rc == VDB_ETEMP) {
+		struct vdb_err e2;
+		rc2 = empty_trash(x, now, rc == VDB_OK ? e : &e2);
+		if (rc == VDB_OK)
+			rc = rc2;
+	}
 	root_publish_unlock(fd);
 	return rc;
 }
