@@ -102,7 +102,7 @@ fake=$(printf fake | sha256sum | cut -c1-64)
 sqlite3 "$TMP/r/meta.db" "INSERT INTO trash (object, since) VALUES ('$fake', 0)"
 test_expect "while a writer publishes, the trash waits (10 s), and the run says so" \
 	"vdb-index --grace 0 c 2>'$TMP/e' &&
-	 grep -q '^vdb-index: writers held ROOT/publish.lock for 10 s: the trash waits for the next run\$' '$TMP/e' &&
+	 grep -q \"^vdb-index: $TMP/r/publish.lock: writers held it for 10 s: the trash waits for the next run\\$\" '$TMP/e' &&
 	 [ \"\$(sqlite3 '$TMP/r/meta.db' 'SELECT count(*) FROM trash')\" = 1 ]"
 kill "$holder" 2>/dev/null
 wait "$holder" 2>/dev/null

@@ -166,9 +166,9 @@ vindex_gc(struct vindex *x, struct vdb_err *e)
 	}
 	if (busy) {
 		fprintf(stderr,
-		        "vdb-index: writers held ROOT/publish.lock for %d s: the trash "
+		        "vdb-index: %s/publish.lock: writers held it for %d s: the trash "
 		        "waits for the next run\n",
-		        GC_WAIT_MS / 1000);
+		        x->r->path, GC_WAIT_MS / 1000);
 		return VDB_OK;
 	}
 	/* the sweep's failure (the catalogue busy, say) does not keep the
