@@ -11,6 +11,7 @@
 
 #include "distance.h"
 #include "schema.h"
+#include "unit.h"
 
 static const size_t DIMS[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 100, 128, 129, 960, 1536};
 #define NDIMS (sizeof(DIMS) / sizeof(DIMS[0]))
@@ -21,10 +22,7 @@ static uint64_t rng_state;
 static uint32_t
 rnd(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 32);
+	return unit_xorshift(&rng_state);
 }
 
 /* rnd_float: in [-1, 1), with a few larger and smaller magnitudes */

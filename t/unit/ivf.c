@@ -54,20 +54,13 @@ static uint64_t rng_state;
 static uint32_t
 rnd(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 32);
+	return unit_xorshift(&rng_state);
 }
 
 static float
 gauss(void)
 {
-	float s = 0;
-
-	for (int i = 0; i < 12; i++)
-		s += (float)rnd() / 4294967296.0f;
-	return s - 6;
+	return unit_gauss(&rng_state);
 }
 
 /* clustered: n points around ncl random centres, every one of its own

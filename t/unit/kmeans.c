@@ -11,27 +11,14 @@
 #include "distance.h"
 #include "kmeans.h"
 #include "schema.h"
+#include "unit.h"
 
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
 
-static uint32_t
-rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 32);
-}
-
-/* gauss: roughly N(0, 1), the sum of 12 uniforms */
 static float
 gauss(void)
 {
-	float s = 0;
-
-	for (int i = 0; i < 12; i++)
-		s += (float)rnd() / 4294967296.0f;
-	return s - 6;
+	return unit_gauss(&rng_state);
 }
 
 /* blobs: n points, point i in blob i % nb; blob b's centre is 100 b on

@@ -6,11 +6,34 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* unit_xorshift: the next 32 bits of the xorshift64 generator *state
+ * (test data the same on every run, without libc's rand state) */
+static inline uint32_t
+unit_xorshift(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return (uint32_t)(*state >> 32);
+}
+
+/* unit_gauss: roughly N(0, 1) from *state, the sum of 12 uniforms */
+static inline float
+unit_gauss(uint64_t *state)
+{
+	float s = 0;
+
+	for (int i = 0; i < 12; i++)
+		s += (float)unit_xorshift(state) / 4294967296.0f;
+	return s - 6;
+}
 
 /* unit_tmpdir: a fresh directory under $TMPDIR (or /tmp); malloc'd */
 static inline char *
