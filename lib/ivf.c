@@ -886,13 +886,25 @@ add_sec(struct ivf_built *out, uint32_t id, uint64_t len)
 	return p;
 }
 
+/* over_rows: fn on threads threads, taking rows from the shared counter
+ * from row 0; a worker's failure is the error */
+static int
+over_rows(struct build *b, int threads, void (*fn)(void *, int), struct vdb_err *e)
+{
+	atomic_store(&b->next, 0);
+	par_run(threads, fn, b);
+	if (atomic_load(&b->failed))
+		return vdb_err_set(e, b->err.rc, "%s", b->err.msg);
+	return VDB_OK;
+}
+
 static int
 build_sq8(struct build *b, int threads, struct ivf_built *out, struct vdb_err *e)
 {
 	uint32_t dim = b->dim;
 	float *mn = add_sec(out, IVF_SEC_SQ_MIN, (uint64_t)dim * 4);
 	float *sc = add_sec(out, IVF_SEC_SQ_SCALE, (uint64_t)dim * 4);
-	int nt = threads;
+	int nt = threads, rc;
 
 	if (mn == NULL || sc == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
@@ -900,10 +912,8 @@ build_sq8(struct build *b, int threads, struct ivf_built *out, struct vdb_err *e
 	b->tmax = malloc((size_t)nt * dim * sizeof(float));
 	if (b->tmin == NULL || b->tmax == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
-	atomic_store(&b->next, 0);
-	par_run(nt, sq_range, b);
-	if (atomic_load(&b->failed))
-		return vdb_err_set(e, b->err.rc, "%s", b->err.msg);
+	if ((rc = over_rows(b, nt, sq_range, e)) != VDB_OK)
+		return rc;
 	for (uint32_t s = 0; s < dim; s++) {
 		float lo = INFINITY, hi = -INFINITY;
 		for (int t = 0; t < nt; t++) {
@@ -922,11 +932,7 @@ build_sq8(struct build *b, int threads, struct ivf_built *out, struct vdb_err *e
 	}
 	b->sq_min = mn;
 	b->sq_scale = sc;
-	atomic_store(&b->next, 0);
-	par_run(threads, sq_encode, b);
-	if (atomic_load(&b->failed))
-		return vdb_err_set(e, b->err.rc, "%s", b->err.msg);
-	return VDB_OK;
+	return over_rows(b, threads, sq_encode, e);
 }
 
 static int
@@ -980,10 +986,7 @@ build_pq(struct build *b, int threads, struct ivf_built *out, struct vdb_err *e)
 	if (b->metric == METRIC_L2 &&
 	    (b->pq_norm = add_sec(out, IVF_SEC_PQ_NORM, b->n * sizeof(float))) == NULL)
 		goto nomem;
-	atomic_store(&b->next, 0);
-	par_run(threads, pq_encode, b);
-	if (atomic_load(&b->failed))
-		rc = vdb_err_set(e, b->err.rc, "%s", b->err.msg);
+	rc = over_rows(b, threads, pq_encode, e);
 	goto out;
 nomem:
 	rc = vdb_err_set(e, VDB_ETEMP, "out of memory");
@@ -1077,7 +1080,7 @@ ivf_build(const float *vec, uint64_t n, uint32_t dim, int metric, const struct i
 	case IDX_IVF_FLAT:
 		if ((b.flat = add_sec(out, IVF_SEC_CODES, n * dim * 4)) == NULL)
 			goto nomem;
-		par_run(threads, copy_flat, &b);
+		rc = over_rows(&b, threads, copy_flat, e);
 		break;
 	case IDX_IVF_SQ8:
 		if ((b.codes = add_sec(out, IVF_SEC_CODES, n * dim)) == NULL)
