@@ -16,6 +16,7 @@
 #include "schema.h"
 #include "store.h"
 #include "unit.h"
+#include "ann_check.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -240,28 +241,11 @@ exact(int metric, const float *vec, size_t n, size_t d, const float *q, const ui
 	return got;
 }
 
-/* check_hits: sorted by (key, row), no row twice, allowed, and every key
- * bit for bit what dist_rows says */
 static void
 check_hits(const struct hnsw *g, const float *vec, const float *q, const uint8_t *allow,
            const struct ann_hit *h, uint32_t n)
 {
-	for (uint32_t i = 0; i < n; i++) {
-		float d, want;
-		cr_assert(h[i].row < g->rows);
-		cr_assert(!allow || allow[h[i].row], "row %u is not allowed", h[i].row);
-		dist_rows(g->metric, q, 1, vec, &h[i].row, 1, g->dim, &d);
-		want = key_of(g->metric, d);
-		cr_assert(memcmp(&want, &h[i].key, sizeof want) == 0,
-		          "row %u: key %.9g, exact %.9g", h[i].row, h[i].key, want);
-		if (i > 0) {
-			cr_assert(h[i - 1].key < h[i].key ||
-			                  (h[i - 1].key == h[i].key && h[i - 1].row < h[i].row),
-			          "results out of order at %u", i);
-		}
-		for (uint32_t j = 0; j < i; j++)
-			cr_assert_neq(h[i].row, h[j].row);
-	}
+	ann_check_hits(g->metric, g->rows, g->dim, vec, q, allow, h, n);
 }
 
 static uint32_t

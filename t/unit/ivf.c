@@ -17,6 +17,7 @@
 #include "schema.h"
 #include "store.h"
 #include "unit.h"
+#include "ann_check.h"
 
 static char *tmp;
 static struct store *st;
@@ -189,25 +190,11 @@ exact(const float *vec, uint64_t n, uint32_t dim, int metric, const float *q, ui
 	return m;
 }
 
-/* check_hits: best first, ties by row, allowed, keys bit-identical to
- * dist_rows on the segment's vectors */
 static void
 check_hits(const struct ivf *v, const float *vec, const float *q, const uint8_t *allow,
            const struct ann_hit *h, uint32_t n)
 {
-	for (uint32_t i = 0; i < n; i++) {
-		float d, key;
-		cr_assert_lt(h[i].row, v->rows);
-		cr_assert(allow == NULL || allow[h[i].row], "row %u is not allowed", h[i].row);
-		dist_rows(v->metric, q, 1, vec, &h[i].row, 1, v->dim, &d);
-		key = v->metric == METRIC_L2 ? d : -d;
-		cr_assert_eq(memcmp(&key, &h[i].key, sizeof key), 0,
-		             "row %u: key %.9g, dist_rows says %.9g", h[i].row, h[i].key, key);
-		if (i > 0)
-			cr_assert(h[i - 1].key < h[i].key ||
-			                  (h[i - 1].key == h[i].key && h[i - 1].row < h[i].row),
-			          "hits %u and %u out of order", i - 1, i);
-	}
+	ann_check_hits(v->metric, v->rows, v->dim, vec, q, allow, h, n);
 }
 
 static uint32_t
