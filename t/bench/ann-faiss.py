@@ -25,7 +25,6 @@ stdout, one line per measurement, the format every engine shares:
       param=ef|nprobe value=V recall=X qps=X
 """
 import argparse
-import ctypes
 import os
 import resource
 import sys
@@ -34,31 +33,13 @@ import time
 import faiss
 import numpy as np
 
+from faisspeer import best, blas, set_threads, vecs
+
 K = 10
 
 
 def note(msg):
     print("faiss: " + msg, file=sys.stderr, flush=True)
-
-
-def blas():
-    """the BLAS FAISS's sgemm runs on (IVF training and batched coarse
-    quantization): Debian's reference libblas3 is several times slower than
-    OpenBLAS (libopenblas0-pthread), so say which one this run had"""
-    for line in open("/proc/self/maps"):
-        f = line.split()
-        if len(f) >= 6 and ("libblas" in f[5] or "libopenblas" in f[5]):
-            return os.path.realpath(f[5])
-    return "none found"
-
-
-def single_thread():
-    """FAISS's OpenMP threads and OpenBLAS's own pool, when it is there"""
-    faiss.omp_set_num_threads(1)
-    try:
-        ctypes.CDLL("libblas.so.3").openblas_set_num_threads(1)
-    except (OSError, AttributeError):
-        pass
 
 
 def rss_mb():
@@ -73,12 +54,6 @@ def shape(path):
     if d < 1 or size % (4 + 4 * d):
         sys.exit("ann-faiss: fatal: %s: not an fvecs/ivecs file" % path)
     return size // (4 + 4 * d), d
-
-
-def vecs(path, dtype=np.float32):
-    """a whole (small) file: the queries, the ground truth"""
-    a = np.fromfile(path, dtype=np.int32)
-    return a.reshape(-1, a[0] + 1)[:, 1:].view(dtype).copy()
 
 
 def chunks(path, rows=65536):
@@ -108,16 +83,6 @@ def sample(path, count):
         got += len(sel)
         start += len(c)
     return out
-
-
-def best(fn, rounds):
-    """the best of rounds runs (seconds): the machine's noise only adds"""
-    t = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        t.append(time.perf_counter() - t0)
-    return min(t)
 
 
 def call_overhead(d, rounds):
@@ -181,7 +146,7 @@ def build(args, d):
 
 
 def run(args):
-    single_thread()
+    set_threads(1)
     q = vecs(args.query)
     gt = vecs(args.gt, np.int32)[:, :K]
     n, d = shape(args.base)

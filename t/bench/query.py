@@ -8,41 +8,15 @@ process start-up; the one-shot command line is timed separately.
 
   query.py BIN ROOT COLLECTION BASE.fvecs QUERIES.fvecs NAME BW_GBS
 """
-import ctypes
 import json
 import os
 import subprocess
 import sys
-import time
 
 import faiss
 import numpy as np
 
-
-def blas():
-    """the BLAS FAISS's sgemm (batches of 20 queries and more) runs on:
-    Debian's reference libblas3 is several times slower than OpenBLAS
-    (libopenblas0-pthread), so say which one this run had"""
-    for line in open("/proc/self/maps"):
-        f = line.split()
-        if len(f) >= 6 and ("libblas" in f[5] or "libopenblas" in f[5]):
-            return os.path.realpath(f[5])
-    return "none found"
-
-
-def set_threads(n):
-    """FAISS's OpenMP threads, and OpenBLAS's own pool when it is there"""
-    faiss.omp_set_num_threads(n)
-    try:
-        ctypes.CDLL("libblas.so.3").openblas_set_num_threads(n)
-    except (OSError, AttributeError):
-        pass
-
-
-def fvecs(path):
-    a = np.fromfile(path, dtype=np.int32)
-    d = a[0]
-    return a.reshape(-1, d + 1)[:, 1:].view(np.float32).copy()
+from faisspeer import best, blas, set_threads, vecs
 
 
 class Serve:
@@ -67,21 +41,11 @@ def request(coll, qs, k):
             % (coll, k, vecs)).encode()
 
 
-def best(fn, rounds):
-    """the best of rounds runs (seconds): the machine's noise only adds"""
-    t = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        t.append(time.perf_counter() - t0)
-    return min(t)
-
-
 def main():
     binary, root, coll, base_path, q_path, name, bw = sys.argv[1:8]
     bw = float(bw)
-    base = fvecs(base_path)
-    qs = fvecs(q_path)
+    base = vecs(base_path)
+    qs = vecs(q_path)
     n, d = base.shape
     k = 10
     nq_single = min(len(qs), int(os.environ.get("BENCH_SINGLE", "20")))
