@@ -157,10 +157,11 @@ out:
 }
 
 /* cache_map: the cache file of key as b's columns, or VDB_ENOENT when
- * there is none or it does not fit the segment */
+ * there is none or it does not fit the segment; *opened (if not NULL)
+ * tells the two apart, for the file that was there when it looked */
 static int
 cache_map(const char *root, const char *key, const struct segment *s, struct batch *b,
-          struct colmap *cm, struct vdb_err *e)
+          struct colmap *cm, int *opened, struct vdb_err *e)
 {
 	const struct schema *sc = b->sc;
 	uint32_t ncols = 2 + sc->nfields;
@@ -173,7 +174,11 @@ cache_map(const char *root, const char *key, const struct segment *s, struct bat
 
 	if (path == NULL)
 		return vdb_err_set(e, VDB_ETEMP, "out of memory");
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		goto out;
+	if (opened)
+		*opened = 1;
+	if (fstat(fd, &st) != 0)
 		goto out;
 	size = (size_t)st.st_size;
 	if (size < CC_HDR + 16 * (uint64_t)ncols)
@@ -255,7 +260,7 @@ colcache_load(const char *root, const char *key, const struct segment *s, struct
 	memset(cm, 0, sizeof *cm);
 	if (s->ncols != b->sc->nfields + 3)
 		return vdb_err_set(e, VDB_ECORRUPT, "segment shape does not match the collection");
-	if ((rc = cache_map(root, key, s, b, cm, e)) != VDB_ENOENT)
+	if ((rc = cache_map(root, key, s, b, cm, NULL, e)) != VDB_ENOENT)
 		return rc;
 	/* decoded from the segment: its blocks checked first, as the cache
 	 * will be trusted from now on */
@@ -289,15 +294,17 @@ colcache_check(const char *root, const char *key, const struct segment *s, const
 {
 	struct batch mapped, dec;
 	struct colmap cm = {0};
-	int rc, same = 1;
+	int rc, same = 1, opened = 0;
 
 	batch_init_scalars(&mapped, sc);
 	batch_init_scalars(&dec, sc);
-	if ((rc = cache_map(root, key, s, &mapped, &cm, e)) == VDB_ENOENT) {
+	/* whether the file that was opened fits, not whether one is there a
+	 * moment later: a query may be writing it meanwhile */
+	if ((rc = cache_map(root, key, s, &mapped, &cm, &opened, e)) == VDB_ENOENT) {
 		char *path = path_fmt("%s/cache/cols/%s", root, key);
-		/* there is a file, and it does not fit its segment */
-		if (path && access(path, F_OK) == 0)
-			rc = vdb_err_set(e, VDB_ECORRUPT, "%s does not fit its segment", path);
+		if (opened)
+			rc = vdb_err_set(e, VDB_ECORRUPT, "%s does not fit its segment",
+			                 path ? path : key);
 		else
 			rc = VDB_OK;
 		free(path);
