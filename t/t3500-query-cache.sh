@@ -28,6 +28,8 @@ rm -f "$C"
 test_expect "deleted, it is decoded and written again" "q | cmp - '$TMP/a' && cmp '$C' '$TMP/saved'"
 chmod u+w "$C"
 truncate -s 100 "$C"
+test_expect "verify reports a cache that does not fit its segment" \
+	"vdb-admin verify >'$TMP/v' 2>/dev/null; [ \$? = 1 ] && grep -q 'cache/cols/$seg does not fit its segment' '$TMP/v'"
 test_expect "a truncated cache is not used, and is replaced" "q | cmp - '$TMP/a' && cmp '$C' '$TMP/saved'"
 chmod u+w "$C"
 printf 'XXXXXXXX' | dd of="$C" bs=1 seek=0 conv=notrunc 2>/dev/null
